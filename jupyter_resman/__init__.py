@@ -1,0 +1,31 @@
+"""jupyter_resman: one place to manage what long notebook computations consume and produce.
+
+>>> import jupyter_resman as resman
+>>> s = resman.get_session()                     # doctest: +SKIP
+>>> @resman.cached()                             # doctest: +SKIP
+... def embed(texts): ...
+
+The public API lives in :mod:`jupyter_resman.core`; this module re-exports it
+and holds the Jupyter hooks (``%load_ext jupyter_resman``, the server
+extension and the JupyterLab extension paths).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import core
+from .core import ResmanError, Session, Settings, errors, get_session, set_session
+
+__version__ = "0.1.0"
+
+__all__ = sorted(["ResmanError", "Session", "Settings", "errors", "get_session", "set_session",
+                  *core._LAZY])
+
+
+def __getattr__(name: str) -> Any:
+    if name in core._LAZY:
+        value = getattr(core, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

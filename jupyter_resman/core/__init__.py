@@ -1,0 +1,47 @@
+"""The pure-Python core of jupyter_resman.
+
+Nothing here imports IPython, ipywidgets, traitlets, tornado or
+jupyter_server (``tests/core/test_boundary.py`` proves it in a subprocess):
+the magics, widgets, CLI and server extension are thin layers over these
+objects, and the core runs the same in a script, a kernel or the server.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from . import errors
+from .errors import ResmanError
+from .session import Session, get_session, set_session
+from .settings import Settings, parse_duration, parse_size
+
+# Heavier parts load on first use, so `import jupyter_resman` stays cheap.
+_LAZY = {
+    "Cache": "cache",
+    "CacheStats": "cache_stats",
+    "cached": "cache",
+    "fingerprint": "fingerprint",
+    "Monitor": "monitor",
+    "Sample": "monitor",
+    "Progress": "progress",
+    "progress": "progress",
+    "track": "progress",
+    "Checkpoints": "checkpoint",
+    "resumable": "resumable",
+    "Registry": "registry",
+}
+
+__all__ = sorted(
+    ["ResmanError", "Session", "Settings", "errors", "get_session", "parse_duration",
+     "parse_size", "set_session", *_LAZY]
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
