@@ -27,12 +27,14 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from .errors import CacheIntegrityWarning, LockTimeout, StoreError
+from .errors import CacheIntegrityWarning, LockTimeout, StoreCorruptError, StoreError
 
-__all__ = ["Database", "is_disk_full", "is_corruption"]
+__all__ = ["Database", "forget_after_fork", "is_disk_full", "is_corruption"]
 
 log = logging.getLogger("jupyter_resman.store")
 
@@ -67,6 +69,27 @@ def is_corruption(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text
 
 
+_fork_aware: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def forget_after_fork(obj: Any) -> None:
+    """Call ``obj._after_fork()`` in a forked child, before it runs any code of ours.
+
+    A child must never use (or close) its parent's SQLite connection, cursors or
+    locks held by threads that do not exist in the child.
+    """
+    _fork_aware.add(obj)
+
+
+def _reset_in_child() -> None:
+    for obj in list(_fork_aware):
+        obj._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
+
+
 class Database:
     """One SQLite file, one connection per process, short write transactions.
 
@@ -83,6 +106,7 @@ class Database:
         disposable: bool,
         busy_timeout: float = 30.0,
         label: str = "database",
+        lock: threading.RLock | None = None,
     ) -> None:
         self.path = Path(path)
         self.schema = schema
@@ -90,10 +114,20 @@ class Database:
         self.disposable = disposable
         self.busy_timeout = busy_timeout
         self.label = label
-        self.lock = threading.RLock()
+        # Callers with their own state (the cache's memory tier) pass their lock,
+        # so state and connection are always locked together, in one order.
+        self._owns_lock = lock is None
+        self.lock = lock if lock is not None else threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
         self._ino = -1
+        forget_after_fork(self)
+
+    def _after_fork(self) -> None:
+        self._conn = None  # the parent's: never used nor closed here
+        self._pid = -1
+        if self._owns_lock:
+            self.lock = threading.RLock()
 
     # -- connection ---------------------------------------------------------
 
@@ -131,6 +165,9 @@ class Database:
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # Memory-mapped reads skip a read() copy per page: ~1 µs off every lookup.
+            conn.execute("PRAGMA mmap_size = 67108864")
+            conn.execute("PRAGMA cache_size = -8192")
             # Keep the WAL from growing without bound after a burst of writes.
             conn.execute("PRAGMA journal_size_limit = 67108864")
             self._ensure_schema(conn)
@@ -161,7 +198,8 @@ class Database:
                 conn.execute(f"PRAGMA user_version = {int(self.version)}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def _recover(self, exc: BaseException) -> None:
@@ -186,32 +224,20 @@ class Database:
 
     # -- transactions -------------------------------------------------------
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A ``BEGIN IMMEDIATE`` transaction, committed on success, rolled back on error."""
-        with self.lock:
-            conn = self.connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise self._error(exc) from exc
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):  # rollback after I/O error may fail too
-                        conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise self._error(exc) from exc
-                raise
+    def write(self) -> _Transaction:
+        """``with db.write() as conn:`` — a ``BEGIN IMMEDIATE`` transaction, committed on
+        success, rolled back on error. (A class, not a generator: it is on the hot path.)"""
+        return _Transaction(self)
 
-    @contextlib.contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """The connection under the process lock, for one or more reads."""
+    def read(self) -> _Reading:
+        """``with db.read() as conn:`` — the connection under the process lock."""
+        return _Reading(self)
+
+    def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        """One row of one query, with the least overhead (the cache's read path)."""
         with self.lock:
             try:
-                yield self.connection()
+                return self.connection().execute(sql, params).fetchone()
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
 
@@ -227,12 +253,20 @@ class Database:
             if self.disposable:
                 # Drop our connection: the next call reopens and recovers.
                 self.close()
-            return StoreError(
+            return StoreCorruptError(
                 f"the {self.label} {self.path} is damaged ({text})"
                 + ("; it will be rebuilt on next use" if self.disposable else
                    "; it was left untouched. Restore it from a backup or move it away.")
             )
         return exc
+
+    def recover(self) -> None:
+        """Move a corrupt disposable database aside now; the next use starts empty."""
+        if not self.disposable:
+            raise StoreError(f"refusing to rebuild {self.path}: it is not disposable")
+        with self.lock:
+            self.close()
+            self._recover(StoreCorruptError(f"{self.path} is damaged"))
 
     def reset_if_replaced(self) -> bool:
         """Reopen when another process moved a corrupt file aside (inode changed)."""
@@ -275,3 +309,73 @@ def _still_corrupt(path: Path) -> bool:
         return is_corruption(exc)
     finally:
         conn.close()
+
+
+class _Transaction:
+    __slots__ = ("db", "conn")
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.lock.acquire()
+        try:
+            self.conn = conn = self.db.connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            self.db.lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise self.db._error(exc) from exc
+            raise
+        return conn
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        conn = self.conn
+        try:
+            if exc is None:
+                try:
+                    conn.execute("COMMIT")
+                    return
+                except sqlite3.Error as commit_exc:
+                    exc = commit_exc
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    _reraise(self.db, commit_exc)
+                    raise
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # rollback after an I/O error may fail too
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                _reraise(self.db, exc)
+        finally:
+            self.db.lock.release()
+
+
+class _Reading:
+    __slots__ = ("db",)
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.lock.acquire()
+        try:
+            return self.db.connection()
+        except BaseException as exc:
+            self.db.lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise self.db._error(exc) from exc
+            raise
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        self.db.lock.release()
+        if isinstance(exc, sqlite3.Error):
+            _reraise(self.db, exc)
+
+
+def _reraise(db: Database, exc: sqlite3.Error) -> None:
+    """Raise our translation of ``exc``; return (letting it propagate) if there is none."""
+    translated = db._error(exc)
+    if translated is not exc:
+        raise translated from exc

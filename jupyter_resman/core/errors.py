@@ -30,27 +30,32 @@ __all__ = [
     "FingerprintError",
     "HomeError",
     "InsecureHomeError",
+    "IntegrityError",
     "LeakWarning",
     "LimitWarning",
     "LockError",
     "LockTimeout",
     "MigrationError",
     "ProgressError",
+    "ProviderError",
     "QuantityError",
     "RegistryCorruptError",
     "RegistryError",
+    "RegistryValueError",
     "ResmanError",
     "ResmanWarning",
     "ResourceAcquisitionError",
+    "ResourceKindError",
     "ResourceLimitExceeded",
     "ResourceNotFoundError",
-    "ProviderError",
     "SecurityWarning",
     "SerializationError",
     "StaleLockError",
+    "StoreCorruptError",
     "StoreError",
     "TemplateError",
     "ValueTooLargeError",
+    "VersionConflictError",
 ]
 
 
@@ -84,6 +89,10 @@ class StoreError(ResmanError, RuntimeError):
     """The shared SQLite store failed in a way that is not the caller's fault."""
 
 
+class StoreCorruptError(StoreError):
+    """A database file is damaged (a disposable one is rebuilt on next use)."""
+
+
 # -- cache ---------------------------------------------------------------------
 
 
@@ -101,6 +110,19 @@ class CacheFullError(CacheError, OSError):
 
 class ValueTooLargeError(CacheError, ValueError):
     """A single value is larger than the cache's byte limit."""
+
+
+class IntegrityError(CacheError, ValueError):
+    """Stored bytes failed a check; ``security`` is True for a bad signature.
+
+    The cache turns it into a miss plus a warning and checkpoints skip the
+    version, so users see it only when they ask for one specific value.
+    """
+
+    def __init__(self, message: str, *, security: bool = False, stale: bool = False) -> None:
+        super().__init__(message)
+        self.security = security
+        self.stale = stale
 
 
 class SerializationError(ResmanError, TypeError):
@@ -158,6 +180,18 @@ class CapacityError(RegistryError, ValueError):
 
 class TemplateError(RegistryError, ValueError):
     """A template is missing required overrides or is otherwise unusable."""
+
+
+class ResourceKindError(RegistryError, TypeError):
+    """The operation does not apply to this kind of resource (``pop`` on a Grid...)."""
+
+
+class RegistryValueError(RegistryError, ValueError):
+    """A name, id, key, placement or duration the registry cannot accept."""
+
+
+class VersionConflictError(RegistryError, RuntimeError):
+    """The resource changed since it was read; read it again and reapply the change."""
 
 
 class LockError(ResmanError, RuntimeError):

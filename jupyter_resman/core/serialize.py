@@ -1,0 +1,407 @@
+"""The value codec: how any Python object becomes signed, checksummed bytes and back.
+
+Two kinds of payload:
+
+* **raw arrays** — a numpy array without Python objects is stored as its
+  dtype, shape and raw buffer; reading it never unpickles anything, and the
+  data segment is 64-byte aligned so the file can be memory-mapped;
+* **pickles** — everything else, pickled with protocol 5 and *out-of-band
+  buffers*, so the big buffers of numpy arrays and pandas frames are written
+  and read as raw segments (no copy into one huge pickle stream).
+
+Layout (all integers little-endian)::
+
+    prefix   magic "RSMV", version u8, kind u8, flags u8, segments u8, meta length u32
+    table    per segment: length u64, stored length u64, xxh3-128 (16 bytes)
+    meta     kind-specific JSON (dtype/shape/order of a raw array), may be empty
+    mac      HMAC-SHA256(key, context + prefix + table + meta + segment 0 when pickled)
+    data     segments, each starting 64-byte aligned (files) or packed (inline blobs)
+
+Only bytes that will be unpickled can run code, so the MAC covers the whole
+in-band pickle stream; big out-of-band buffers are checked with xxh3-128 (31
+GB/s), which detects corruption, and whose checksums are themselves inside
+the MAC'd table. ``context`` binds a blob to where it belongs (the cache
+binds the key), so a valid value cannot be moved under another key.
+
+>>> codec = Codec(b"k" * 32)
+>>> blob = codec.dumps({"a": [1, 2, 3]}, context=b"key")
+>>> codec.loads(blob, context=b"key")
+{'a': [1, 2, 3]}
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import pickle
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import numpy as np
+import xxhash
+
+from .errors import IntegrityError, SerializationError
+
+__all__ = ["Codec", "Encoded", "IntegrityError", "FORMAT_VERSION"]
+
+MAGIC = b"RSMV"
+FORMAT_VERSION = 1
+KIND_PICKLE = 1
+KIND_RAW_ARRAY = 2
+FLAG_COMPRESSED = 1
+FLAG_ALIGNED = 2
+ALIGN = 64
+MAC_SIZE = 32
+
+_PREFIX = struct.Struct("<4sBBBBI")
+_SEGMENT = struct.Struct("<QQ16s")
+_LEN = struct.Struct("<I")
+_NO_CHECKSUM = bytes(16)
+#: The prefix of a packed, uncompressed, single-segment pickle: the common small value.
+_SIMPLE_PREFIX = _PREFIX.pack(MAGIC, FORMAT_VERSION, KIND_PICKLE, 0, 1, 0)
+_SIMPLE_HEAD = _PREFIX.size + _SEGMENT.size
+_SIMPLE_DATA = _SIMPLE_HEAD + MAC_SIZE
+
+
+@dataclass
+class Encoded:
+    """A value ready to write: a signed header and the data segments."""
+
+    header: bytes
+    segments: list[memoryview]
+    aligned: bool
+
+    @property
+    def nbytes(self) -> int:
+        """Total size once written (header, padding and segments)."""
+        return self.layout()[-1]
+
+    def layout(self) -> list[int]:
+        """Offsets of each segment, then the end offset."""
+        offsets, pos = [], len(self.header)
+        for seg in self.segments:
+            if self.aligned:
+                pos = _align(pos)
+            offsets.append(pos)
+            pos += seg.nbytes
+        offsets.append(pos)
+        return offsets
+
+    def to_bytes(self) -> bytes:
+        if len(self.segments) == 1 and not self.aligned:
+            return self.header + bytes(self.segments[0])
+        out = bytearray(self.header)
+        for offset, seg in zip(self.layout(), self.segments):
+            out += bytes(offset - len(out))
+            out += seg
+        return bytes(out)
+
+    def write_to(self, f: BinaryIO) -> int:
+        """Write to a file object positioned at 0; returns bytes written."""
+        pos = f.write(self.header)
+        for offset, seg in zip(self.layout(), self.segments):
+            if offset > pos:
+                pos += f.write(bytes(offset - pos))
+            pos += f.write(seg)
+        return pos
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+class Codec:
+    """Signs and checks values with one secret key (see module docstring)."""
+
+    def __init__(self, key: bytes) -> None:
+        base = hmac.new(key, digestmod="sha256")
+        # CPython's wrapper keeps the OpenSSL HMAC state in ``_hmac``; copying that
+        # directly saves ~0.4 µs per value on the read path. Same bytes either way.
+        self._mac_base = getattr(base, "_hmac", None) or base
+
+    def _mac(self, context: bytes, header: bytes, inband: bytes | memoryview | None) -> bytes:
+        h = self._mac_base.copy()  # copying the keyed state is ~35 % faster than hmac.digest
+        if inband is None or len(inband) < 65536:
+            # One update of small joined bytes costs less than four calls.
+            h.update(b"".join((_LEN.pack(len(context)), context, header, inband or b"")))
+        else:
+            h.update(b"".join((_LEN.pack(len(context)), context, header)))
+            h.update(inband)
+        return h.digest()
+
+    # -- encoding --------------------------------------------------------------
+
+    def encode(
+        self, obj: Any, *, context: bytes = b"", compress: bool = False, aligned: bool = True,
+        inband_only: bool = False,
+    ) -> Encoded:
+        """Turn ``obj`` into a signed header plus data segments.
+
+        Raises :class:`SerializationError` naming the type when ``obj`` (or
+        something inside it) cannot be pickled; nothing has been written then.
+        """
+        if _is_raw_array(obj):
+            kind = KIND_RAW_ARRAY
+            arr = obj if (obj.flags.c_contiguous or obj.flags.f_contiguous) else np.ascontiguousarray(obj)
+            order = "C" if arr.flags.c_contiguous else "F"
+            meta = json.dumps(
+                {"dtype": _dtype_to_json(arr.dtype), "shape": list(arr.shape), "order": order}
+            ).encode()
+            raw = arr.reshape(-1, order="A").view(np.uint8) if arr.size else np.empty(0, np.uint8)
+            segments = [memoryview(raw)]
+        else:
+            kind = KIND_PICKLE
+            meta = b""
+            buffers: list[pickle.PickleBuffer] = []
+            try:
+                inband = pickle.dumps(
+                    obj, protocol=5, buffer_callback=None if inband_only else buffers.append
+                )
+            except Exception as exc:  # pickle raises TypeError, PicklingError, AttributeError...
+                raise SerializationError(_unpicklable_message(obj, exc)) from exc
+            segments = [memoryview(inband)]
+            for buf in buffers:
+                try:
+                    segments.append(buf.raw())
+                except BufferError:  # a non-contiguous buffer: copy it once
+                    segments.append(memoryview(bytes(buf)))
+        flags = FLAG_ALIGNED if aligned else 0
+        if kind == KIND_PICKLE and len(segments) == 1 and not compress:
+            # The common small value: no buffers to checksum, nothing to compress, and
+            # nothing to memory-map, so always packed (one layout inline or in a file).
+            inband_len = len(inband)
+            head = (_PREFIX.pack(MAGIC, FORMAT_VERSION, kind, 0, 1, 0)
+                    + _SEGMENT.pack(inband_len, inband_len, _NO_CHECKSUM))
+            return Encoded(head + self._mac(context, head, inband), segments, False)
+        stored = segments
+        if compress:
+            flags |= FLAG_COMPRESSED
+            stored = [memoryview(zlib.compress(seg, 1)) for seg in segments]
+        table = bytearray()
+        for i, (seg, out) in enumerate(zip(segments, stored)):
+            # The in-band stream is covered by the MAC itself; checksum the rest.
+            checksum = _NO_CHECKSUM if (kind == KIND_PICKLE and i == 0) else xxhash.xxh3_128_digest(out)
+            table += _SEGMENT.pack(seg.nbytes, out.nbytes, checksum)
+        head = _PREFIX.pack(MAGIC, FORMAT_VERSION, kind, flags, len(segments), len(meta)) + table + meta
+        mac = self._mac(context, head, stored[0] if kind == KIND_PICKLE else None)
+        return Encoded(head + mac, list(stored), aligned)
+
+    def dumps(self, obj: Any, *, context: bytes = b"", compress: bool = False) -> bytes:
+        """One packed blob (for small values kept inline in an index)."""
+        return self.encode(obj, context=context, compress=compress, aligned=False).to_bytes()
+
+    # -- decoding --------------------------------------------------------------
+
+    def loads(self, blob: bytes | memoryview, *, context: bytes = b"") -> Any:
+        """Check and decode a blob made by :meth:`dumps` (or a whole file's bytes)."""
+        if isinstance(blob, bytes) and blob[:_PREFIX.size] == _SIMPLE_PREFIX:
+            return self.loads_at(blob, 0, context=context)
+        view = memoryview(blob)
+        header = _Header.parse(view)
+        offsets = header.offsets()
+        if offsets[-1] > len(view):
+            raise IntegrityError(f"value is truncated ({len(view)} of {offsets[-1]} bytes)")
+        segments = [view[o:o + s.stored] for o, s in zip(offsets, header.segments)]
+        return self._finish(header, segments, context)
+
+    def loads_at(self, blob: bytes, offset: int, *, context: bytes = b"") -> Any:
+        """:meth:`loads` of ``blob[offset:]`` without copying or slicing it first."""
+        if blob[offset:offset + _PREFIX.size] != _SIMPLE_PREFIX:
+            return self.loads(memoryview(blob)[offset:], context=context)
+        _length, stored, _ = _SEGMENT.unpack_from(blob, offset + _PREFIX.size)
+        start = offset + _SIMPLE_DATA
+        if len(blob) - start != stored:
+            raise IntegrityError(f"value is truncated ({len(blob) - offset} of "
+                                 f"{stored + _SIMPLE_DATA} bytes)")
+        inband = blob[start:]
+        expected = self._mac(context, blob[offset:offset + _SIMPLE_HEAD], inband)
+        if not hmac.compare_digest(expected, blob[offset + _SIMPLE_HEAD:start]):
+            raise IntegrityError("signature check failed: the value was not written by this "
+                                 "home's key (tampered, planted or from another home)",
+                                 security=True)
+        try:
+            return pickle.loads(inband)
+        except Exception as exc:
+            raise IntegrityError(f"value could not be unpickled ({type(exc).__name__}: {exc}); "
+                                 "it was probably written by a different version of a library",
+                                 stale=True) from exc
+
+    def read(self, f: BinaryIO, *, context: bytes = b"", size: int | None = None) -> Any:
+        """Check and decode a value from a file positioned at 0, reading each segment once."""
+        first = f.read(4096)
+        header = _Header.parse(memoryview(first), more=lambda n: first + f.read(n - len(first)))
+        offsets = header.offsets()
+        if size is not None and offsets[-1] > size:
+            raise IntegrityError(f"value file is truncated ({size} of {offsets[-1]} bytes)")
+        segments: list[Any] = []
+        for offset, seg in zip(offsets, header.segments):
+            if header.kind == KIND_RAW_ARRAY and not header.compressed:
+                target = header.empty_array()
+                buf = memoryview(target.reshape(-1, order="A").view(np.uint8)) if target.size else memoryview(bytearray())
+            else:
+                target = buf = memoryview(bytearray(seg.stored))
+            f.seek(offset)
+            got = f.readinto(buf) if buf.nbytes else 0
+            if got != buf.nbytes:
+                raise IntegrityError(f"value file is truncated (segment of {buf.nbytes} bytes, got {got})")
+            segments.append((target, buf))
+        return self._finish(header, [b for _, b in segments], context,
+                            arrays=[t for t, _ in segments])
+
+    def _finish(self, header: _Header, stored: Sequence[memoryview], context: bytes,
+                arrays: Sequence[Any] | None = None) -> Any:
+        inband = stored[0] if header.kind == KIND_PICKLE else None
+        expected = self._mac(context, header.raw, inband)
+        if not hmac.compare_digest(expected, header.mac):
+            raise IntegrityError("signature check failed: the value was not written by this "
+                                 "home's key (tampered, planted or from another home)",
+                                 security=True)
+        for i, (seg, data) in enumerate(zip(header.segments, stored)):
+            if header.kind == KIND_PICKLE and i == 0:
+                continue
+            if xxhash.xxh3_128_digest(data) != seg.checksum:
+                raise IntegrityError(f"checksum mismatch in segment {i}: the value is corrupted")
+        if header.compressed:
+            data = []
+            for seg, raw in zip(header.segments, stored):
+                try:
+                    out = zlib.decompress(raw)
+                except zlib.error as exc:
+                    raise IntegrityError(f"compressed segment is corrupted: {exc}") from exc
+                if len(out) != seg.length:
+                    raise IntegrityError("decompressed segment has the wrong length")
+                data.append(memoryview(out))
+            stored = data
+            arrays = None
+        if header.kind == KIND_RAW_ARRAY:
+            if arrays is not None:
+                return arrays[0]
+            arr = header.empty_array()
+            if arr.size:
+                arr.reshape(-1, order="A").view(np.uint8)[:] = np.frombuffer(stored[0], np.uint8)
+            return arr
+        try:
+            # Out-of-band buffers are bytearrays/bytes views: arrays built on them are writable
+            # when read from files, read-only when decoded from an immutable inline blob.
+            return pickle.loads(stored[0], buffers=stored[1:])
+        except Exception as exc:
+            raise IntegrityError(f"value could not be unpickled ({type(exc).__name__}: {exc}); "
+                                 "it was probably written by a different version of a library",
+                                 stale=True) from exc
+
+
+@dataclass
+class _SegmentInfo:
+    length: int
+    stored: int
+    checksum: bytes
+
+
+@dataclass
+class _Header:
+    kind: int
+    flags: int
+    segments: list[_SegmentInfo]
+    meta: dict[str, Any]
+    raw: bytes  # prefix + table + meta, the signed part
+    mac: bytes
+
+    @property
+    def compressed(self) -> bool:
+        return bool(self.flags & FLAG_COMPRESSED)
+
+    @classmethod
+    def parse(cls, view: memoryview, more: Any = None) -> _Header:
+        if len(view) < _PREFIX.size:
+            raise IntegrityError("value is truncated (no header)")
+        magic, version, kind, flags, nseg, meta_len = _PREFIX.unpack_from(view)
+        if magic != MAGIC:
+            raise IntegrityError("not a jupyter_resman value (bad magic)")
+        if version != FORMAT_VERSION:
+            raise IntegrityError(f"value has format {version}, expected {FORMAT_VERSION}", stale=True)
+        if kind not in (KIND_PICKLE, KIND_RAW_ARRAY) or nseg == 0:
+            raise IntegrityError("value header is corrupted")
+        end = _PREFIX.size + nseg * _SEGMENT.size + meta_len + MAC_SIZE
+        if len(view) < end:
+            if more is None:
+                raise IntegrityError("value is truncated (header)")
+            view = memoryview(more(end))
+            if len(view) < end:
+                raise IntegrityError("value is truncated (header)")
+        segs = [
+            _SegmentInfo(*_SEGMENT.unpack_from(view, _PREFIX.size + i * _SEGMENT.size))
+            for i in range(nseg)
+        ]
+        meta_start = _PREFIX.size + nseg * _SEGMENT.size
+        meta_raw = bytes(view[meta_start:meta_start + meta_len])
+        try:
+            meta = json.loads(meta_raw) if meta_raw else {}
+        except ValueError as exc:
+            raise IntegrityError("value metadata is corrupted") from exc
+        raw = bytes(view[:meta_start + meta_len])
+        mac = bytes(view[meta_start + meta_len:end])
+        return cls(kind, flags, segs, meta, raw, mac)
+
+    def offsets(self) -> list[int]:
+        pos = len(self.raw) + MAC_SIZE
+        out = []
+        for seg in self.segments:
+            if self.flags & FLAG_ALIGNED:
+                pos = _align(pos)
+            out.append(pos)
+            pos += seg.stored
+        out.append(pos)
+        return out
+
+    def empty_array(self) -> np.ndarray:
+        try:
+            dtype = _dtype_from_json(self.meta["dtype"])
+            shape = tuple(int(n) for n in self.meta["shape"])
+            order = self.meta.get("order", "C")
+            arr = np.empty(shape, dtype=dtype, order=order)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"array metadata is corrupted: {exc}") from exc
+        if arr.nbytes != self.segments[0].length:
+            raise IntegrityError("array metadata does not match its data length")
+        return arr
+
+
+def _is_raw_array(obj: Any) -> bool:
+    # Exact ndarray only: subclasses (np.matrix, masked arrays, memmaps) keep their
+    # type through pickle, which still stores their buffers out of band.
+    return type(obj) is np.ndarray and not obj.dtype.hasobject
+
+
+def _dtype_to_json(dtype: np.dtype) -> Any:
+    return dtype.str if dtype.fields is None else dtype.descr
+
+
+def _dtype_from_json(value: Any) -> np.dtype:
+    if isinstance(value, str):
+        return np.dtype(value)
+    return np.dtype([tuple(field) if len(field) == 2 else (field[0], field[1], tuple(field[2]))
+                     for field in value])
+
+
+def _unpicklable_message(obj: Any, exc: BaseException) -> str:
+    kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    return (
+        f"cannot store a value of type {kind}: it is not picklable ({exc}). Store something "
+        "picklable instead (e.g. the data the object holds), or convert it first."
+    )
+
+
+def write_file(encoded: Encoded, path: str | os.PathLike[str], *, fsync: bool = False) -> int:
+    """Write ``encoded`` to a new file at ``path`` (which must not exist); returns size."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    # A buffered writer loops until each segment is fully written (raw writes may be short).
+    with os.fdopen(fd, "wb") as f:
+        size = encoded.write_to(f)
+        f.flush()
+        if fsync:
+            os.fsync(fd)
+    return size
