@@ -102,6 +102,10 @@ class Session:
 
         return self._part("registry", lambda: Registry(self))
 
+    def workspace(self, dataset_id: str) -> Path:
+        """The managed folder of a registered dataset (metadata.json, embeddings/, cache/)."""
+        return self.registry.workspace(dataset_id)
+
     @property
     def resources(self) -> Any:
         """The resource-provider manager (pools, owners, health)."""
