@@ -30,12 +30,14 @@ file that :meth:`Cache.sweep` removes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import mmap
 import os
 import random
 import sqlite3
+import stat
 import struct
 import threading
 import time
@@ -168,16 +170,26 @@ class Cache:
     # -- setup ----------------------------------------------------------------------
 
     def _prepare_folders(self) -> None:
+        """Create ``values/00``..``values/ff``; replace any planted symlink by a real folder.
+
+        Checked on every open (256 lstat calls, well under a millisecond): value
+        files are opened with O_NOFOLLOW, which guards only the last path part.
+        """
         values = self.directory / "values"
-        marker = values / ".ready"
-        if marker.exists():
-            reject_symlink(values)
-            return
         values.mkdir(mode=0o700, parents=True, exist_ok=True)
         reject_symlink(values)
         for i in range(256):
-            (values / f"{i:02x}").mkdir(mode=0o700, exist_ok=True)
-        marker.touch()
+            shard = values / f"{i:02x}"
+            try:
+                info = os.lstat(shard)
+            except FileNotFoundError:
+                shard.mkdir(mode=0o700, exist_ok=True)
+                continue
+            if not stat.S_ISDIR(info.st_mode):
+                warnings.warn(f"{shard} was not a folder (a planted link?); replaced by an empty "
+                              "folder", SecurityWarning, stacklevel=3)
+                os.unlink(shard)
+                shard.mkdir(mode=0o700)
 
     def _open_generation(self) -> tuple[Any, mmap.mmap]:
         path = self.directory / "generation"
@@ -257,9 +269,10 @@ class Cache:
         with self._lock:
             if memory:
                 entry = self._mem.entries.get(mk)
+                if entry is not None and self._gen[:8] != self._gen_seen:
+                    self._check_generation()  # may drop copies another process replaced
+                    entry = self._mem.entries.get(mk)
                 if entry is not None:
-                    if self._gen[:8] != self._gen_seen:
-                        self._check_generation()
                     now = self._clock()
                     ttl = entry.ttl
                     if entry.epoch == self._epoch and (
@@ -356,6 +369,11 @@ class Cache:
                     self._drop_bad(eid, stamp, f"value file of {key!r} is missing")
                     break
                 continue  # replaced by another process between our read and open: retry
+            except OSError as exc:
+                # ELOOP: the value file was replaced by a symlink; never followed.
+                self._drop_bad(eid, stamp, f"value file of {key!r} cannot be read safely ({exc})",
+                               security=exc.errno == errno.ELOOP)
+                break
             except IntegrityError as exc:
                 self._drop_bad(eid, stamp, f"value of {key!r} in namespace {ns!r}: {exc}",
                                security=exc.security, stale=exc.stale)

@@ -191,8 +191,15 @@ class Database:
         try:
             found = conn.execute("PRAGMA user_version").fetchone()[0]
             if found != self.version:
-                if found and self.disposable:
-                    log.warning("%s: format %s is older than %s; rebuilding", self.path, found, self.version)
+                has_tables = conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchone()[0]
+                if has_tables:
+                    if not self.disposable:
+                        raise StoreError(
+                            f"{self.path} holds tables of an unknown format {found}; it was left "
+                            "untouched. Move it away (or restore a backup) and retry.")
+                    log.warning("%s: format %s is older than %s; rebuilding", self.path, found,
+                                self.version)
                     _drop_all(conn)
                 self.schema(conn)
                 conn.execute(f"PRAGMA user_version = {int(self.version)}")

@@ -137,6 +137,10 @@ def _feed(h: Any, obj: Any, active: set[int]) -> None:  # noqa: C901 - one dispa
     if isinstance(obj, (types.FunctionType, type)) and _is_user_defined(obj):
         _feed_code_object(h, obj, active)
         return
+    if kind is types.ModuleType:
+        # A module stands for its name and version, not its contents.
+        _feed(h, ("module", obj.__name__, str(getattr(obj, "__version__", ""))), active)
+        return
     _feed_pickle(h, obj, active)
 
 
@@ -201,9 +205,11 @@ def _is_extension(obj: Any) -> bool:
 
 
 def _is_user_defined(obj: Any) -> bool:
-    """Functions and classes of ``__main__`` (a script or notebook), where edits matter."""
+    """Functions and classes of ``__main__`` (a script or notebook), where edits matter,
+    and local ones (``<locals>``, lambdas) that cannot be found again by name."""
     module = getattr(obj, "__module__", None)
-    return module in (None, "__main__") or module not in sys.modules
+    qualname = getattr(obj, "__qualname__", "")
+    return (module in (None, "__main__") or module not in sys.modules or "<" in qualname)
 
 
 def _feed_code_object(h: Any, obj: Any, active: set[int]) -> None:
@@ -227,14 +233,17 @@ def _feed_code_object(h: Any, obj: Any, active: set[int]) -> None:
     if isinstance(obj, types.FunctionType):
         _feed(h, obj.__defaults__, active)
         _feed(h, obj.__kwdefaults__, active)
-        if obj.__closure__:
-            cells = []
-            for cell in obj.__closure__:
-                try:
-                    cells.append(cell.cell_contents)
-                except ValueError:  # an empty cell (variable not yet assigned)
-                    cells.append(None)
-            _feed(h, cells, active)
+        for cell in obj.__closure__ or ():
+            try:
+                content = cell.cell_contents
+            except ValueError:  # an empty cell (variable not yet assigned)
+                content = None
+            try:
+                h.update(_digest(content, active))
+            except FingerprintError:
+                # A closure over a connection, a lock...: its type stands for it, so a
+                # memoized function defined in a factory still gets a stable identity.
+                _feed(h, f"{type(content).__module__}.{type(content).__qualname__}", active)
 
 
 def _feed_bytecode(h: Any, code: types.CodeType, active: set[int]) -> None:
@@ -267,6 +276,8 @@ class _StablePickler(pickle.Pickler):
         if kind in (dict, set, frozenset, np.ndarray) or isinstance(obj, np.generic):
             return _digest(obj, self._active)
         if isinstance(obj, (types.FunctionType, type)) and _is_user_defined(obj):
+            return _digest(obj, self._active)
+        if kind is types.ModuleType:
             return _digest(obj, self._active)
         pd = _pandas()
         if pd is not None and isinstance(obj, (pd.DataFrame, pd.Series, pd.Index)):

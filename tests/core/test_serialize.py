@@ -1,0 +1,112 @@
+import io
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jupyter_resman.core.errors import IntegrityError, SerializationError
+from jupyter_resman.core.serialize import Codec
+
+KEY = b"k" * 32
+
+VALUES = [
+    0, "text", {"a": [1, 2, {"b": None}]}, b"\x00" * 100, np.arange(10), np.zeros((3, 4), order="F"),
+    np.arange(12).reshape(3, 4)[:, ::2], np.array([], dtype="f4"), np.array(3.0),
+    np.array([(1, 2.0)], dtype=[("x", "i4"), ("y", "f8")]), np.array(["a", None], dtype=object),
+    pd.DataFrame({"a": np.arange(5), "b": list("abcde"), "c": pd.Categorical(list("xyxyx"))}),
+    pd.Series([1.5, None], index=["p", "q"], name="s"),
+]
+
+
+def same(a, b):
+    if isinstance(a, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b)
+    elif isinstance(a, pd.Series):
+        pd.testing.assert_series_equal(a, b)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert np.array_equal(a, b) if a.dtype != object else list(a) == list(b)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize("value", VALUES, ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize("compress", [False, True])
+def test_round_trip_packed_and_file(value, compress):
+    codec = Codec(KEY)
+    same(value, codec.loads(codec.dumps(value, context=b"c", compress=compress), context=b"c"))
+    buf = io.BytesIO()
+    codec.encode(value, context=b"c", compress=compress).write_to(buf)
+    buf.seek(0)
+    same(value, codec.read(buf, context=b"c", size=len(buf.getvalue())))
+
+
+def test_arrays_read_from_files_are_writable_and_aligned():
+    codec = Codec(KEY)
+    buf = io.BytesIO()
+    enc = codec.encode(np.arange(1000.0), context=b"")
+    enc.write_to(buf)
+    assert enc.layout()[0] % 64 == 0
+    buf.seek(0)
+    out = codec.read(buf)
+    out[0] = 5.0  # a fresh, writable array
+    assert out[0] == 5.0
+
+
+def test_wrong_key_or_context_is_a_security_failure():
+    blob = Codec(KEY).dumps({"x": 1}, context=b"a")
+    with pytest.raises(IntegrityError) as info:
+        Codec(b"other" * 8).loads(blob, context=b"a")
+    assert info.value.security
+    with pytest.raises(IntegrityError):
+        Codec(KEY).loads(blob, context=b"b")
+
+
+def test_planted_pickle_is_never_unpickled():
+    ran = []
+
+    class Boom:
+        def __reduce__(self):
+            return (ran.append, ("pwned",))
+
+    codec = Codec(KEY)
+    good = codec.dumps("fine")
+    evil_stream = pickle.dumps(Boom(), protocol=5)
+    # Same header shape, attacker's stream, old signature.
+    blob = good[:12] + good[12:20] + len(evil_stream).to_bytes(8, "little") + good[28:76] + evil_stream
+    with pytest.raises(IntegrityError):
+        codec.loads(blob)
+    assert ran == []
+
+
+def test_corruption_of_a_buffer_is_detected():
+    codec = Codec(KEY)
+    blob = bytearray(codec.dumps(np.arange(1000)))
+    blob[-10] ^= 0xFF
+    with pytest.raises(IntegrityError, match="checksum"):
+        codec.loads(bytes(blob))
+
+
+@pytest.mark.parametrize("cut", [5, 40, 100, -1])
+def test_truncation_is_detected(cut):
+    codec = Codec(KEY)
+    blob = codec.dumps(np.arange(1000))
+    with pytest.raises(IntegrityError, match="truncated|corrupted"):
+        codec.loads(blob[:cut])
+
+
+def test_unpicklable_value_names_its_type():
+    import threading
+
+    with pytest.raises(SerializationError, match="_thread.lock"):
+        Codec(KEY).encode({"lock": threading.Lock()})
+
+
+def test_other_format_version_is_stale():
+    codec = Codec(KEY)
+    blob = bytearray(codec.dumps(1))
+    blob[4] = 99
+    with pytest.raises(IntegrityError) as info:
+        codec.loads(bytes(blob))
+    assert info.value.stale
