@@ -584,6 +584,20 @@ class Cache:
         everything is removed. Other processes' memory tiers notice at their
         next lookup.
         """
+        where, params = self._where(namespace, tags, older_than)
+        return self._delete_where(where, params)
+
+    def count(self, namespace: str | None = None, tags: Iterable[str] | str | None = None,
+              older_than: float | str | None = None) -> tuple[int, int]:
+        """``(entries, bytes)`` that :meth:`clear` with the same arguments would remove."""
+        where, params = self._where(namespace, tags, older_than)
+        with self._db.read() as conn:
+            n, size = conn.execute(f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries{where}",
+                                   params).fetchone()
+        return n, size
+
+    def _where(self, namespace: str | None, tags: Iterable[str] | str | None,
+               older_than: float | str | None) -> tuple[str, list[Any]]:
         clauses, params = [], []
         if namespace is not None:
             clauses.append("namespace = ?")
@@ -596,8 +610,7 @@ class Cache:
         if older_than is not None:
             clauses.append("created < ?")
             params.append(self._clock() - parse_duration(older_than, name="older_than"))
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        return self._delete_where(where, params)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     def _delete_where(self, where: str, params: list[Any]) -> int:
         def commit() -> tuple[list[tuple], list[str]]:
