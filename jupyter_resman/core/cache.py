@@ -33,7 +33,6 @@ import contextlib
 import errno
 import json
 import logging
-import mmap
 import os
 import random
 import sqlite3
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache_index import FORMAT_VERSION, INLINE_LIMIT, POLICY_ORDER, entry_id, schema, value_relpath
+from .cache_state import Change, SharedState
 from .cache_stats import BUCKET_S, FIELDS, CacheStats, Counters, NamespaceStats, TierStats
 from .db import Database, forget_after_fork, is_disk_full
 from .errors import (
@@ -66,9 +66,7 @@ from .settings import Settings, parse_duration
 
 __all__ = ["Cache", "cached"]
 
-_SELECT_OLD_AND_TOTAL = (
-    "SELECT e.file, e.size, t.bytes FROM totals t LEFT JOIN entries e ON e.id = ? WHERE t.id = 0"
-)
+_SELECT_OLD = "SELECT file, size FROM entries WHERE id = ?"
 _SELECT_INLINE = "SELECT value FROM entries WHERE id = ?"
 #: stamp, created, ttl (-1: none), compute seconds: in front of every inline value.
 _INLINE_META = struct.Struct("<qddd")
@@ -139,13 +137,19 @@ class Cache:
             self.directory / "cache.sqlite", schema=schema, version=FORMAT_VERSION,
             disposable=True, label="cache index", lock=self._lock,
         )
-        self._gen_file, self._gen = self._open_generation()
-        self._gen_seen = self._gen[:8]
+        self._state = SharedState(self.directory / "state")
+        self._bind_state()
+        self._nonce_seen = self._state.nonce
         self._epoch = 0
         self._dv_seen = -1
         self._closed = False
         forget_after_fork(self)
         self._maybe_sweep()
+
+    def _bind_state(self) -> None:
+        row = self._retry_corrupt(
+            lambda: self._db.fetchone("SELECT value FROM meta WHERE name = 'index_id'"))
+        self._state.bind(row[0] if row else 0)
 
     def _after_fork(self) -> None:
         # In a forked child: fresh lock (the parent's may be held by a thread that
@@ -191,17 +195,6 @@ class Cache:
                 os.unlink(shard)
                 shard.mkdir(mode=0o700)
 
-    def _open_generation(self) -> tuple[Any, mmap.mmap]:
-        path = self.directory / "generation"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        try:
-            if os.fstat(fd).st_size < 8:
-                os.write(fd, bytes(8))
-            mm = mmap.mmap(fd, 8)
-        finally:
-            os.close(fd)
-        return path, mm
-
     # -- the dict protocol (default namespace) --------------------------------------------
 
     def __getitem__(self, key: Any) -> Any:
@@ -221,8 +214,7 @@ class Cache:
         return self.get(key, _MISSING, _count=False) is not _MISSING
 
     def __len__(self) -> int:
-        with self._db.read() as conn:
-            return conn.execute("SELECT entries FROM totals").fetchone()[0]
+        return self._totals()[0]
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.keys())
@@ -269,8 +261,8 @@ class Cache:
         with self._lock:
             if memory:
                 entry = self._mem.entries.get(mk)
-                if entry is not None and self._gen[:8] != self._gen_seen:
-                    self._check_generation()  # may drop copies another process replaced
+                if entry is not None and self._state.slots[0] != self._nonce_seen:
+                    self._check_nonce()  # may drop copies another process replaced
                     entry = self._mem.entries.get(mk)
                 if entry is not None:
                     now = self._clock()
@@ -514,35 +506,61 @@ class Cache:
                     ttl: float | None, size: int, compute_time: float, tags: str | None,
                     relpath: str | None, blob: bytes | None) -> tuple[str | None, list[tuple]]:
         """Upsert the row and enforce the byte limit; returns (replaced file, evicted rows)."""
-        with self._db.write() as conn:
-            # One read gives the replaced entry and the exact total before this write.
-            old_file, old_size, total = conn.execute(_SELECT_OLD_AND_TOTAL, (eid,)).fetchone()
-            conn.execute(_UPSERT, (eid, ns, encoded_key, stamp, now, ttl, now, size,
-                                   compute_time, tags, relpath, blob))
-            total += size - (old_size or 0)
-            evicted = self._evict(conn, total, now, keep=eid) if total > self.max_bytes else []
-            return old_file, evicted
+        with self._change() as change:
+            old = change.conn.execute(_SELECT_OLD, (eid,)).fetchone()
+            change.conn.execute(_UPSERT, (eid, ns, encoded_key, stamp, now, ttl, now, size,
+                                          compute_time, tags, relpath, blob))
+            change.add(0 if old else 1, size - (old[1] if old else 0))
+            evicted = []
+            if change.total_bytes() > self.max_bytes:
+                evicted = self._evict(change, now, keep=eid)
+            return (old[0] if old else None), evicted
 
-    def _evict(self, conn: sqlite3.Connection, total: int, now: float, keep: int) -> list[tuple]:
-        """Delete entries by policy (expired first) until the total is under the low-water mark."""
+    def _change(self) -> Change:
+        """A write transaction that keeps the shared entry/byte counters exact."""
+        return Change(self._db, self._state, _recount)
+
+    def _totals(self) -> tuple[int, int]:
+        """``(entries, bytes)``, recounted first if a writer died mid-change."""
+        if not self._state.trusted:
+            with self._change():
+                pass
+        return self._state.totals()
+
+    def _evict(self, change: Change, now: float, keep: int) -> list[tuple]:
+        """Delete entries by policy (expired first) until under the low-water mark.
+
+        The scan reads every row anyway (to sort them), so it also recounts the
+        totals exactly before deciding: a stale counter can never cause eviction.
+        """
+        conn = change.conn
         self._flush_touched(conn)
-        target = int(self.max_bytes * _LOW_WATER)
         rows = conn.execute(
-            "SELECT id, size, file, namespace, key FROM entries WHERE id != ? ORDER BY "
+            "SELECT id, size, file, namespace, key FROM entries ORDER BY "
             "(ttl IS NOT NULL AND (created + ttl <= ? OR created > ?)) DESC, "
-            + POLICY_ORDER[self.policy], (keep, now, now),
-        )
+            + POLICY_ORDER[self.policy], (now, now),
+        ).fetchall()
+        total = sum(row[1] for row in rows)
+        change.set_totals(len(rows), total)
         victims = []
-        for row in rows:
-            if total <= target:
-                break
-            victims.append(row)
-            total -= row[1]
+        if total > self.max_bytes:
+            target = int(self.max_bytes * _LOW_WATER)
+            for row in rows:
+                if total <= target:
+                    break
+                if row[0] == keep:
+                    continue  # never the value being written
+                victims.append(row)
+                total -= row[1]
+        if not victims:
+            return []
         conn.executemany("DELETE FROM entries WHERE id = ?", [(v[0],) for v in victims])
         freed = sum(v[1] for v in victims)
+        change.add(-len(victims), -freed)
         for v in victims:
-            self._counters.row(v[3])[4] += 1
-            self._counters.row(v[3])[5] += v[1]
+            counters = self._counters.row(v[3])
+            counters[4] += 1
+            counters[5] += v[1]
         log.info("cache over its %s-byte limit: evicted %d entries (%d bytes) by %s",
                  f"{self.max_bytes:,}", len(victims), freed, self.policy)
         return victims
@@ -562,12 +580,13 @@ class Cache:
         eid = entry_id(ns, encoded)
 
         def commit() -> tuple[bool, list[str]]:
-            with self._db.write() as conn:
-                self._note_foreign_changes(conn)
-                row = conn.execute("SELECT file, key FROM entries WHERE id = ?", (eid,)).fetchone()
+            with self._change() as change:
+                row = change.conn.execute("SELECT file, key, size FROM entries WHERE id = ?",
+                                          (eid,)).fetchone()
                 if row is None or row[1] != encoded:
                     return False, []
-                conn.execute("DELETE FROM entries WHERE id = ?", (eid,))
+                change.conn.execute("DELETE FROM entries WHERE id = ?", (eid,))
+                change.add(-1, -row[2])
                 return True, [row[0]] if row[0] else []
         found, files = self._retry_corrupt(commit)
         with self._lock:
@@ -614,17 +633,17 @@ class Cache:
 
     def _delete_where(self, where: str, params: list[Any]) -> int:
         def commit() -> tuple[list[tuple], list[str]]:
-            with self._db.write() as conn:
-                self._note_foreign_changes(conn)
-                rows = conn.execute(f"SELECT id, file, namespace, key FROM entries{where}",
-                                    params).fetchall()
-                conn.execute(f"DELETE FROM entries{where}", params)
+            with self._change() as change:
+                rows = change.conn.execute(
+                    f"SELECT id, file, namespace, key, size FROM entries{where}", params).fetchall()
+                change.conn.execute(f"DELETE FROM entries{where}", params)
+                change.add(-len(rows), -sum(r[4] for r in rows))
                 return rows, [r[1] for r in rows if r[1]]
         rows, files = self._retry_corrupt(commit)
         if rows:
             self._after_write(files)
         with self._lock:
-            gone = {(ns, k) for _id, _f, ns, k in rows}
+            gone = {(ns, k) for _id, _f, ns, k, _size in rows}
             self._mem.discard_where(
                 lambda mk, e: (mk[0], mk[1] if type(mk[1]) is bytes else encode_key(mk[1])) in gone)
         return len(rows)
@@ -632,20 +651,19 @@ class Cache:
     # -- cross-process coherence ------------------------------------------------------
 
     def _after_write(self, files: list[str]) -> None:
-        """After a commit: delete superseded files, then tell other processes.
+        """After a commit: delete the files of replaced, removed and evicted entries.
 
-        Our own generation mark stays unseen on purpose: the next memory hit
-        compares SQLite's data_version once, which also reveals any other
-        process's commit that raced with ours.
+        Our own nonce change stays unseen on purpose: the next memory hit compares
+        SQLite's data_version once, which also reveals any other process's commit
+        that raced with ours.
         """
         for rel in files:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.directory / rel)
-        self._gen[:8] = random.getrandbits(64).to_bytes(8, "little")
 
-    def _check_generation(self) -> None:
-        """The generation changed: if data_version did too, another process wrote."""
-        self._gen_seen = self._gen[:8]
+    def _check_nonce(self) -> None:
+        """The nonce moved: if data_version did too, another process changed values."""
+        self._nonce_seen = self._state.slots[0]
         with self._db.read() as conn:
             self._note_foreign_changes(conn)
 
@@ -712,15 +730,17 @@ class Cache:
         now = self._clock()
         try:
             def commit() -> list[str]:
-                with self._db.write() as conn:
+                with self._change() as change:
+                    conn = change.conn
                     _flush_rows(conn, rows, now)
                     self._apply_touched(conn, touched)
                     files = []
                     for eid, stamp in doomed.items():
-                        row = conn.execute("SELECT file FROM entries WHERE id = ? AND stamp = ?",
+                        row = conn.execute("SELECT file, size FROM entries WHERE id = ? AND stamp = ?",
                                            (eid, stamp)).fetchone()
                         if row is not None:
                             conn.execute("DELETE FROM entries WHERE id = ?", (eid,))
+                            change.add(-1, -row[1])
                             if row[0]:
                                 files.append(row[0])
                     return files
@@ -803,6 +823,8 @@ class Cache:
         with self._lock:
             self._cur = None
             self._db.recover()
+            self._state.invalidate()
+            self._bind_state()
             self._mem.clear()
             self._dv_seen = -1
 
@@ -825,7 +847,7 @@ class Cache:
             ).fetchall()
             sizes = dict(((ns, (n, b)) for ns, n, b in conn.execute(
                 "SELECT namespace, COUNT(*), COALESCE(SUM(size), 0) FROM entries GROUP BY namespace")))
-            entries, nbytes = conn.execute("SELECT entries, bytes FROM totals").fetchone()
+        entries, nbytes = self._totals()
         totals = dict.fromkeys(FIELDS, 0)
         namespaces = {}
         for ns, *values in sums:
@@ -929,7 +951,7 @@ class Cache:
             with self._lock:
                 self._mem.clear()
             with contextlib.suppress(BufferError, ValueError):
-                self._gen.close()
+                self._state.close()
             self._db.close()
 
     def __enter__(self) -> Cache:
@@ -940,6 +962,11 @@ class Cache:
 
     def __repr__(self) -> str:
         return f"Cache({str(self.directory)!r}, policy={self.policy!r}, max_bytes={self.max_bytes:,})"
+
+
+def _recount(conn: sqlite3.Connection) -> tuple[int, int]:
+    count, nbytes = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries").fetchone()
+    return count, nbytes
 
 
 def _flush_rows(conn: sqlite3.Connection, rows: dict[str, list[float]], now: float) -> None:

@@ -3,19 +3,20 @@
 One row per entry in ``entries`` (rowid = a 64-bit id of namespace + key).
 Small values live inline in the row; larger ones in a file under
 ``values/<2 hex>/`` whose name is unique per write, so a row never points at
-a file another write could change. ``totals`` is kept exact by triggers, so
-the byte limit can be checked with one read inside the write transaction.
+a file another write could change. Entry and byte totals live in shared memory
+(:mod:`.cache_state`), not in a table: one page less to write per ``set``.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
 
 import xxhash
 
 __all__ = ["FORMAT_VERSION", "schema", "entry_id", "value_relpath", "POLICY_ORDER"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: Values up to this size are stored inline in the index (one write, no file).
 INLINE_LIMIT = 16 * 1024
@@ -43,21 +44,6 @@ _SCHEMA = (
         file TEXT,
         value BLOB
     )""",
-    """CREATE TABLE totals (
-        id INTEGER PRIMARY KEY CHECK (id = 0),
-        entries INTEGER NOT NULL,
-        bytes INTEGER NOT NULL
-    )""",
-    "INSERT INTO totals (id, entries, bytes) VALUES (0, 0, 0)",
-    """CREATE TRIGGER entries_insert AFTER INSERT ON entries BEGIN
-        UPDATE totals SET entries = entries + 1, bytes = bytes + new.size WHERE id = 0;
-    END""",
-    """CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN
-        UPDATE totals SET entries = entries - 1, bytes = bytes - old.size WHERE id = 0;
-    END""",
-    """CREATE TRIGGER entries_resize AFTER UPDATE OF size ON entries BEGIN
-        UPDATE totals SET bytes = bytes - old.size + new.size WHERE id = 0;
-    END""",
     """CREATE TABLE stats (
         namespace TEXT NOT NULL,
         bucket INTEGER NOT NULL,
@@ -78,6 +64,9 @@ def schema(conn: sqlite3.Connection) -> None:
     # Statement by statement: executescript() would commit the caller's transaction.
     for statement in _SCHEMA:
         conn.execute(statement)
+    # A fresh id per index file: shared counters made for another file are not trusted.
+    conn.execute("INSERT INTO meta (name, value) VALUES ('index_id', ?)",
+                 (random.getrandbits(62) + 1,))
 
 
 def entry_id(namespace: str, encoded_key: bytes) -> int:
