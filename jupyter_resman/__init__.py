@@ -23,6 +23,30 @@ __all__ = sorted(["ResmanError", "Session", "Settings", "errors", "get_session",
                   *core._LAZY])
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension (REST API for the sidebar)."""
+    return [{"module": "jupyter_resman.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension (the "Resources" sidebar)."""
+    return [{"src": "labextension", "dest": "jupyter-resman"}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_resman``: register the magics (imported only now)."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext jupyter_resman``: remove exactly what loading added."""
+    from .magics import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
 def __getattr__(name: str) -> Any:
     if name in core._LAZY:
         value = getattr(core, name)
