@@ -15,12 +15,22 @@ from __future__ import annotations
 from typing import Any
 
 from . import core
-from .core import ResmanError, Session, Settings, errors, get_session, set_session
+from .core import (
+    Progress,
+    ResmanError,
+    Session,
+    Settings,
+    errors,
+    get_session,
+    progress,
+    set_session,
+    track,
+)
 
 __version__ = "0.1.0"
 
-__all__ = sorted(["ResmanError", "Session", "Settings", "errors", "get_session", "set_session",
-                  *core._LAZY])
+__all__ = sorted(["Progress", "ResmanError", "Session", "Settings", "errors", "get_session",
+                  "progress", "set_session", "track", *core._LAZY])
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

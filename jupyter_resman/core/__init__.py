@@ -13,6 +13,10 @@ from typing import Any
 
 from . import errors
 from .errors import ResmanError
+
+# Imported eagerly (it is light): importing the submodule would otherwise bind the
+# *module* to `core.progress`, hiding the function of the same name.
+from .progress import Progress, progress, track
 from .session import Session, get_session, set_session
 from .settings import Settings, parse_duration, parse_size
 
@@ -24,17 +28,17 @@ _LAZY = {
     "fingerprint": "fingerprint",
     "Monitor": "monitor",
     "Sample": "monitor",
-    "Progress": "progress",
-    "progress": "progress",
-    "track": "progress",
+    "format_line": "progress_render",
+    "register_renderer": "progress_render",
+    "set_default_renderer": "progress_render",
     "Checkpoints": "checkpoint",
     "resumable": "resumable",
     "Registry": "registry",
 }
 
 __all__ = sorted(
-    ["ResmanError", "Session", "Settings", "errors", "get_session", "parse_duration",
-     "parse_size", "set_session", *_LAZY]
+    ["Progress", "ResmanError", "Session", "Settings", "errors", "get_session", "parse_duration",
+     "parse_size", "progress", "set_session", "track", *_LAZY]
 )
 
 

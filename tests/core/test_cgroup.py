@@ -48,7 +48,8 @@ def test_cpu_max_quota_and_period_give_cores():
 
 
 def test_proc_cgroup_lines():
-    text = "12:pids:/docker/x\n4:cpu,cpuacct:/docker/x\n1:name=systemd:/init.scope\n0::/user.slice\n"
+    text = ("12:pids:/docker/x\n4:cpu,cpuacct:/docker/x\n"
+            "1:name=systemd:/init.scope\n0::/user.slice\n")
     assert parse_proc_cgroup(text) == {
         "pids": "/docker/x", "cpu": "/docker/x", "cpuacct": "/docker/x",
         "systemd": "/init.scope", "": "/user.slice",
@@ -59,7 +60,8 @@ def test_proc_cgroup_lines():
 def test_mountinfo_keeps_cgroup_mounts_and_unescapes_paths():
     text = (
         "22 27 0:21 / /proc rw,relatime - proc proc rw\n"
-        "41 31 0:33 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,relatime master:16 - cgroup cgroup rw,cpu,cpuacct\n"
+        "41 31 0:33 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,relatime master:16 "
+        "- cgroup cgroup rw,cpu,cpuacct\n"
         "50 31 0:26 / /mnt/my\\040cgroups rw shared:5 - cgroup2 cgroup2 rw,nsdelegate\n"
         "garbage line without separator\n"
     )

@@ -14,8 +14,6 @@ import sys
 import warnings
 from types import SimpleNamespace
 
-import pytest
-
 from jupyter_resman.core.gpu import GpuReader, GpuUsage
 from jupyter_resman.core.usage import SystemSampler
 
@@ -183,7 +181,8 @@ def test_real_nvml(tmp_path):
         "r = GpuReader()\n"
         "gpus = r.read()\n"
         "s = SystemSampler(sys.argv[1])\n"
-        "keys = sorted({k for _ in range(3) for k in s.sample().to_dict() if k.startswith('gpu')})\n"
+        "keys = sorted({k for _ in range(3) for k in s.sample().to_dict()\n"
+        "               if k.startswith('gpu')})\n"
         "print(len(gpus), r.available, all(g.mem_total for g in gpus), keys[:2])\n"
         "r.close(); s.close()\n"
     )

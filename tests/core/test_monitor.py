@@ -111,7 +111,8 @@ def test_sample_fields(session):
     assert BASE_KEYS <= set(flat)
     assert not [k for k in flat if k.startswith("gpu")]
     assert flat["rss_percent"] == pytest.approx(100.0 * sample.rss / sample.system.mem_total)
-    assert flat["cpu_capacity_percent"] == pytest.approx(sample.cpu_percent / sample.system.cpu_count)
+    cores = sample.system.cpu_count
+    assert flat["cpu_capacity_percent"] == pytest.approx(sample.cpu_percent / cores)
     assert json.loads(json.dumps(flat)) == flat
     assert "uss" not in flat
     assert session.monitor.last() is sample
@@ -282,7 +283,8 @@ def test_memory_warning_threshold(session):
 def test_cpu_limit_with_a_busy_child(session):
     monitor = session.monitor
     recorder = Recorder(monitor)
-    busy = subprocess.Popen([PY, "-c", "import time\nend = time.time() + 30\nwhile time.time() < end: pass"])
+    spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass"
+    busy = subprocess.Popen([PY, "-c", spin])
     try:
         # One busy core is at least 1/N of the capacity of N cores.
         monitor.set_limits(cpu_percent=100.0 / monitor.sample().system.cpu_count / 4)
@@ -311,7 +313,7 @@ def test_check_limits(session):
         monitor.check_limits()
     free = monitor.sample().system.disk_free
     monitor.set_limits(memory=None, disk_free=free + 10**12)
-    with pytest.raises(RuntimeError, match="disk limit of at least .* free exceeded: only"):
+    with pytest.raises(RuntimeError, match=r"disk limit of at least .* free exceeded: only"):
         monitor.check_limits()
 
 
@@ -496,14 +498,26 @@ def test_a_broken_live_feed_does_not_stop_sampling(home, caplog):
 
 
 FORKED = """
-    import os, sys, time
+    import os, signal, sys, threading, time
     from jupyter_resman.core import Session
     session = Session(home=sys.argv[1])
     monitor = session.monitor
     monitor.start(0.01)
     time.sleep(0.1)
+    # Fork while another thread is inside a sample (holding the samplers' locks),
+    # as the monitor thread is for a moment every interval.
+    held, release = threading.Event(), threading.Event()
+    def hold():
+        with monitor._sample_lock, monitor._system._lock:
+            held.set()
+            release.wait()
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
     pid = os.fork()
     if pid == 0:
+        signal.alarm(20)  # a deadlock kills the child instead of hanging the test
+        monitor.sample()
         ok = not monitor.running and monitor.history().empty
         monitor.start(0.01)
         time.sleep(0.1)
@@ -512,6 +526,8 @@ FORKED = """
         ok = ok and len(history) > 0 and (history["pid"] == os.getpid()).all()
         session.close()
         os._exit(0 if ok else 1)
+    release.set()
+    holder.join()
     _, status = os.waitpid(pid, 0)
     still = monitor.running
     session.close()

@@ -146,9 +146,10 @@ DENIED = """
         os.setgid(65534)
         os.setuid(65534)
     # A child that made itself non-dumpable: its smaps (USS) are not ours to read.
-    child = subprocess.Popen([sys.executable, "-c",
-        "import ctypes, sys; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); print(1, flush=True); sys.stdin.read()"],
-        stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+    code = ("import ctypes, sys; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); "  # PR_SET_DUMPABLE 0
+            "print(1, flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stdin=subprocess.PIPE, text=True)
     child.stdout.readline()
     from jupyter_resman.core.usage import ProcessTreeSampler
     sampler = ProcessTreeSampler()
