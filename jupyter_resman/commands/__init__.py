@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["GROUPS", "Output", "UI", "UsageError", "build_parser", "run"]
 
 #: Modules of this package that add sub-commands, in the order help lists them.
-GROUPS = ["cache", "config"]
+GROUPS = ["cache", "monitor", "checkpoints", "config"]
 
 
 class UsageError(ResmanError, ValueError):
@@ -112,5 +112,6 @@ def _summary(session: Session, args: argparse.Namespace, ui: UI) -> Output:
     stats = session.cache.stats()
     return Output(title=f"jupyter_resman — home {session.home.root}",
                   fields=stats_fields(stats, session),
-                  message="Commands: resman cache stats|list|clear, resman config "
-                          "(--help for more).", data=stats.to_dict())
+                  message="Commands: cache stats|list|clear, monitor start|stop|show, limits, "
+                          "checkpoints list|clear, config (--help for more).",
+                  data=stats.to_dict())

@@ -34,7 +34,6 @@ import errno
 import json
 import logging
 import os
-import random
 import sqlite3
 import stat
 import struct
@@ -46,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache_index import FORMAT_VERSION, INLINE_LIMIT, POLICY_ORDER, entry_id, schema, value_relpath
-from .cache_state import Change, SharedState
+from .cache_state import Change, SharedState, private_random
 from .cache_stats import BUCKET_S, FIELDS, CacheStats, Counters, NamespaceStats, TierStats
 from .db import Database, forget_after_fork, is_disk_full
 from .errors import (
@@ -420,12 +419,14 @@ class Cache:
 
     def set(self, key: Any, value: Any, *, ttl: float | str | None = None,
             tags: Iterable[str] | None = None, namespace: str | None = None,
-            compute_time: float = 0.0) -> None:
+            compute_time: float = 0.0, pickler: Any = None) -> None:
         """Store ``value`` under ``key``.
 
         ``ttl`` (seconds or ``"1h"``) makes the entry expire; ``tags`` let
         :meth:`clear` remove groups of entries; ``compute_time`` (seconds it
-        took to produce the value) feeds the "time saved" statistic.
+        took to produce the value) feeds the "time saved" statistic;
+        ``pickler`` (e.g. the ``cloudpickle`` module) pickles values that hold
+        functions or classes defined in a notebook.
 
         Raises :class:`SerializationError` if the value cannot be pickled and
         :class:`ValueTooLargeError` if it exceeds the byte limit — in both
@@ -439,15 +440,15 @@ class Cache:
         ttl_s = None if ttl is None else parse_duration(ttl, name="ttl")
         tag_text = _encode_tags(tags)
         eid = entry_id(ns, encoded_key)
-        encoded = self._codec.encode(value, context=encoded_key,
-                                     aligned=True)  # SerializationError before any write
+        encoded = self._codec.encode(value, context=encoded_key, aligned=True,
+                                     pickler=pickler)  # SerializationError before any write
         size = encoded.nbytes
         if size > self.max_bytes:
             raise ValueTooLargeError(
                 f"the value for {key!r} takes {size:,} bytes, more than the whole cache "
                 f"({self.max_bytes:,} bytes); raise RESMAN_MAX_CACHE or store a smaller value"
             )
-        stamp = random.getrandbits(63)
+        stamp = private_random.getrandbits(63)
         now = self._clock()
         relpath: str | None = None
         blob: bytes | None = None

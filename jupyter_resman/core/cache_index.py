@@ -9,7 +9,7 @@ a file another write could change. Entry and byte totals live in shared memory
 
 from __future__ import annotations
 
-import random
+import os
 import sqlite3
 
 import xxhash
@@ -66,7 +66,7 @@ def schema(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
     # A fresh id per index file: shared counters made for another file are not trusted.
     conn.execute("INSERT INTO meta (name, value) VALUES ('index_id', ?)",
-                 (random.getrandbits(62) + 1,))
+                 (int.from_bytes(os.urandom(7), "little") + 1,))
 
 
 def entry_id(namespace: str, encoded_key: bytes) -> int:

@@ -29,7 +29,19 @@ from typing import Any
 
 from .db import Database
 
-__all__ = ["Change", "SharedState"]
+__all__ = ["Change", "SharedState", "private_random"]
+
+
+def _new_private_random() -> random.Random:
+    return random.Random(os.urandom(16))
+
+
+#: Our own generator for stamps and nonces: drawing from the global ``random`` would
+#: change the user's random numbers (and break their reproducibility).
+private_random = _new_private_random()
+if hasattr(os, "register_at_fork"):
+    # A forked child must not repeat its parent's stamps.
+    os.register_at_fork(after_in_child=lambda: private_random.seed(os.urandom(16)))
 
 _SIZE = 64
 _NONCE, _BYTES, _COUNT, _DIRTY, _MAGIC, _INDEX = range(6)
@@ -133,4 +145,4 @@ class Change:
             slots = self.state.slots
             slots[_DIRTY] = 0
             if self.changed:
-                slots[_NONCE] = random.getrandbits(63)
+                slots[_NONCE] = private_random.getrandbits(63)

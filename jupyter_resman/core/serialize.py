@@ -137,9 +137,13 @@ class Codec:
 
     def encode(
         self, obj: Any, *, context: bytes = b"", compress: bool = False, aligned: bool = True,
-        inband_only: bool = False,
+        inband_only: bool = False, pickler: Any = None,
     ) -> Encoded:
         """Turn ``obj`` into a signed header plus data segments.
+
+        ``pickler`` is a module with pickle's ``dumps(obj, protocol, buffer_callback)``
+        — e.g. ``cloudpickle`` for functions and classes defined in a notebook;
+        its output is read back with plain :func:`pickle.loads`.
 
         Raises :class:`SerializationError` naming the type when ``obj`` (or
         something inside it) cannot be pickled; nothing has been written then.
@@ -158,7 +162,7 @@ class Codec:
             meta = b""
             buffers: list[pickle.PickleBuffer] = []
             try:
-                inband = pickle.dumps(
+                inband = (pickler or pickle).dumps(
                     obj, protocol=5, buffer_callback=None if inband_only else buffers.append
                 )
             except Exception as exc:  # pickle raises TypeError, PicklingError, AttributeError...
@@ -284,10 +288,13 @@ class Codec:
             if arr.size:
                 arr.reshape(-1, order="A").view(np.uint8)[:] = np.frombuffer(stored[0], np.uint8)
             return arr
+        buffers = stored[1:]
+        if buffers and arrays is None:
+            # Views of an immutable blob would give read-only arrays; a value read back
+            # must behave like the one stored, so copy them (they are small when inline).
+            buffers = [bytearray(b) if b.readonly else b for b in buffers]
         try:
-            # Out-of-band buffers are bytearrays/bytes views: arrays built on them are writable
-            # when read from files, read-only when decoded from an immutable inline blob.
-            return pickle.loads(stored[0], buffers=stored[1:])
+            return pickle.loads(stored[0], buffers=buffers)
         except Exception as exc:
             raise IntegrityError(f"value could not be unpickled ({type(exc).__name__}: {exc}); "
                                  "it was probably written by a different version of a library",

@@ -323,3 +323,25 @@ def test_sweep_removes_orphans_but_keeps_live_files(cache):
     (shard / "abc.tmp").write_bytes(b"partial")
     assert cache.sweep(grace=0) == 2
     assert np.array_equal(cache.get("live", memory=False), np.zeros(10_000))
+
+
+def test_cache_never_draws_from_the_global_random_generators(cache):
+    import random
+
+    random.seed(3)
+    np.random.seed(3)
+    expected = (random.random(), np.random.random())
+    random.seed(3)
+    np.random.seed(3)
+    cache.set("a", np.arange(10_000))
+    cache.set("b", 1)
+    cache.get("a"), cache.get("b")
+    cache.clear()
+    assert (random.random(), np.random.random()) == expected
+
+
+def test_arrays_in_small_inline_values_come_back_writable(cache):
+    cache.set("small", {"arr": np.arange(4)})
+    got = cache.get("small", memory=False)["arr"]
+    got[0] = 9  # a read-only view of the stored bytes would raise here
+    assert got[0] == 9
