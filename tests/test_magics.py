@@ -257,3 +257,12 @@ def test_load_unload_round_trip(session):
     sh.run_line_magic("unload_ext", "jupyter_resman")
     after = {kind: set(names) for kind, names in sh.magics_manager.magics.items()}
     assert after == before
+
+
+def test_result_that_fails_to_display_is_not_stored(shell):
+    run(shell, "class Broken:\n    def _repr_html_(self):\n        raise ValueError('no html')\n")
+    cell = "%%checkpointed\nimport tests.test_magics as probe\nprobe.RUNS.append(1)\nBroken()"
+    run(shell, cell)
+    run(shell, cell)
+    assert RUNS == [1, 1]
+    assert resman.get_session().cache.keys("cells") == []
