@@ -293,12 +293,18 @@ class Cache:
             try:
                 row = cur.execute(_SELECT_INLINE, (eid,)).fetchone()
             except sqlite3.Error:
-                row = None  # the general path below reports it properly
+                row = False  # the general path below reports it properly
+            if row is None:  # a plain miss: no second query
+                log.debug("miss: %r in namespace %r", key, ns)
+                if _count:
+                    (self._counters.rows.get(ns) or self._counters.row(ns))[2] += 1
+                    self._maybe_flush(self._clock())
+                return default
             # An inline value carries its write-once metadata in front of the signed blob,
             # so one column answers the lookup. (A file value: NULL, general path.) The key
             # itself is bound into the signature: another key's row fails the check and the
             # general path, which compares keys, makes it a plain miss.
-            blob = row[0] if row is not None else None
+            blob = row[0] if row else None
             if blob is not None:
                 stamp, created, ttl, compute_s = _INLINE_META.unpack_from(blob)
                 now = self._clock()
@@ -372,6 +378,7 @@ class Cache:
             with self._lock:
                 self._record_disk_hit(mk, ns, eid, value, row, now, promote, count)
             return value
+        log.debug("miss: %r in namespace %r", key, ns)
         if count:
             with self._lock:
                 self._counters.row(ns)[2] += 1
