@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import fmt_time, table, write_section  # noqa: E402
 
 from jupyter_resman.core.cache import Cache  # noqa: E402
-from jupyter_resman.core.fingerprint import fingerprint  # noqa: E402
+from jupyter_resman.core.fingerprints import fingerprint  # noqa: E402
 
 KEY = b"b" * 32
 

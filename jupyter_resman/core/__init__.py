@@ -25,7 +25,7 @@ _LAZY = {
     "Cache": "cache",
     "CacheStats": "cache_stats",
     "cached": "cache",
-    "fingerprint": "fingerprint",
+    "fingerprint": "fingerprints",
     "Monitor": "monitor",
     "Sample": "monitor",
     "format_line": "progress_render",

@@ -38,7 +38,7 @@ from typing import Any
 import xxhash
 
 from .errors import FingerprintError, ResmanError
-from .fingerprint import fingerprint_bytes
+from .fingerprints import fingerprint_bytes
 
 __all__ = [
     "CellInputError", "CellPlan", "CellRecord", "analyze", "cell_key", "changed_names",

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import CacheFullError, ResmanWarning, SerializationError, ValueTooLargeError
-from .fingerprint import fingerprint_bytes, function_identity
+from .fingerprints import fingerprint_bytes, function_identity
 
 if TYPE_CHECKING:
     from .cache import Cache

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from jupyter_resman.core.errors import FingerprintError
-from jupyter_resman.core.fingerprint import fingerprint, function_identity
+from jupyter_resman.core.fingerprints import fingerprint, function_identity
 
 
 def in_subprocess(code: str) -> str:
