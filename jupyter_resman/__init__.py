@@ -12,6 +12,9 @@ extension and the JupyterLab extension paths).
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import sys
 from typing import Any
 
 from . import core
@@ -23,14 +26,16 @@ from .core import (
     errors,
     get_session,
     progress,
+    resumable,
     set_session,
     track,
 )
 
 __version__ = "0.1.0"
 
-__all__ = sorted(["Progress", "ResmanError", "Session", "Settings", "errors", "get_session",
-                  "progress", "set_session", "track", *core._LAZY])
+__all__ = sorted(["Progress", "ResmanError", "Session", "Settings", "dashboard", "errors",
+                  "get_session", "progress", "resumable", "set_session", "track",
+                  *core._LAZY])
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -41,6 +46,43 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
     """The prebuilt JupyterLab extension (the "Resources" sidebar)."""
     return [{"src": "labextension", "dest": "jupyter-resman"}]
+
+
+def _in_widget_kernel() -> bool:
+    """Whether progress bars should be widgets: inside a Jupyter kernel with ipywidgets.
+
+    Looks only at modules already imported, so plain Python never imports
+    IPython or ipywidgets here; a terminal IPython (no ``kernel``) keeps the
+    console bars.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None and _has_ipywidgets()
+
+
+@functools.lru_cache(maxsize=1)
+def _has_ipywidgets() -> bool:
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
+def _notebook_renderer() -> Any:
+    from .widgets.progress_panel import NotebookRenderer  # imported only inside a kernel
+
+    return NotebookRenderer()
+
+
+core.register_renderer("notebook", _notebook_renderer, detect=_in_widget_kernel)
+
+
+def dashboard(session: Session | None = None, **options: Any) -> Any:
+    """The live dashboard widget (monitor, progress, cache, checkpoints) of ``session``.
+
+    The same as ``%resman``; see :func:`jupyter_resman.widgets.dashboard`.
+    ipywidgets and plotly are imported only when this is called.
+    """
+    from .widgets import dashboard as make
+
+    return make(session, **options)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -17,6 +17,7 @@ from .errors import ResmanError
 # Imported eagerly (it is light): importing the submodule would otherwise bind the
 # *module* to `core.progress`, hiding the function of the same name.
 from .progress import Progress, progress, track
+from .resumable import resumable
 from .session import Session, get_session, set_session
 from .settings import Settings, parse_duration, parse_size
 
@@ -32,13 +33,12 @@ _LAZY = {
     "register_renderer": "progress_render",
     "set_default_renderer": "progress_render",
     "Checkpoints": "checkpoint",
-    "resumable": "resumable",
     "Registry": "registry",
 }
 
 __all__ = sorted(
     ["Progress", "ResmanError", "Session", "Settings", "errors", "get_session", "parse_duration",
-     "parse_size", "progress", "set_session", "track", *_LAZY]
+     "parse_size", "progress", "resumable", "set_session", "track", *_LAZY]
 )
 
 

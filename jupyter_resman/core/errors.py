@@ -25,7 +25,9 @@ __all__ = [
     "CacheKeyError",
     "CapacityError",
     "CheckpointError",
+    "CheckpointNameError",
     "CheckpointNotFoundError",
+    "CheckpointWarning",
     "ConfigError",
     "FingerprintError",
     "HomeError",
@@ -42,6 +44,7 @@ __all__ = [
     "RegistryCorruptError",
     "RegistryError",
     "RegistryValueError",
+    "RequestError",
     "ResmanError",
     "ResmanWarning",
     "ResourceAcquisitionError",
@@ -155,6 +158,10 @@ class CheckpointNotFoundError(_PlainMessageMixin, CheckpointError, KeyError):
     """No valid checkpoint exists under that name (or version)."""
 
 
+class CheckpointNameError(CheckpointError, ValueError):
+    """A checkpoint name cannot be used (empty, too long, control characters)."""
+
+
 # -- registry ------------------------------------------------------------------
 
 
@@ -221,6 +228,13 @@ class MigrationError(ResmanError, RuntimeError):
     """A legacy cache could not be imported."""
 
 
+# -- front ends ------------------------------------------------------------------
+
+
+class RequestError(ResmanError, ValueError):
+    """A front end's request is malformed (a REST body or query parameter); HTTP 400."""
+
+
 # -- warnings --------------------------------------------------------------------
 
 
@@ -230,6 +244,10 @@ class ResmanWarning(UserWarning):
 
 class CacheIntegrityWarning(ResmanWarning, RuntimeWarning):
     """A stored value was missing, truncated or corrupted; it was treated as a miss."""
+
+
+class CheckpointWarning(ResmanWarning, RuntimeWarning):
+    """A checkpoint version was truncated or corrupted and was skipped for an older one."""
 
 
 class SecurityWarning(ResmanWarning, RuntimeWarning):

@@ -167,6 +167,11 @@ class Codec:
                 )
             except Exception as exc:  # pickle raises TypeError, PicklingError, AttributeError...
                 raise SerializationError(_unpicklable_message(obj, exc)) from exc
+            if len(buffers) >= 255:
+                # The header counts segments in one byte: a value made of hundreds of
+                # arrays goes in-band instead (still one pickle, just not zero-copy).
+                buffers = []
+                inband = (pickler or pickle).dumps(obj, protocol=5)
             segments = [memoryview(inband)]
             for buf in buffers:
                 try:
@@ -398,10 +403,39 @@ def _dtype_from_json(value: Any) -> np.dtype:
 
 def _unpicklable_message(obj: Any, exc: BaseException) -> str:
     kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    where = _find_unpicklable(obj)
+    inside = ""
+    if where is not None:
+        path, culprit = where
+        inside = (f" — {path} is a {type(culprit).__module__}.{type(culprit).__qualname__}"
+                  if path else "")
     return (
-        f"cannot store a value of type {kind}: it is not picklable ({exc}). Store something "
-        "picklable instead (e.g. the data the object holds), or convert it first."
+        f"cannot store a value of type {kind}: it is not picklable{inside} ({exc}). Store "
+        "something picklable instead (e.g. the data the object holds), or convert it first."
     )
+
+
+def _find_unpicklable(obj: Any, path: str = "", depth: int = 4) -> tuple[str, Any] | None:
+    """The first part of ``obj`` (by container path) that pickle refuses, if easy to find."""
+    try:
+        pickle.dumps(obj, protocol=5, buffer_callback=lambda b: None)
+        return None
+    except Exception:  # any failure: look inside for the part that causes it
+        pass
+    if depth > 0:
+        if isinstance(obj, dict):
+            items: Any = ((f"{path}[{k!r}]", v) for k, v in obj.items())
+        elif isinstance(obj, (list, tuple)):
+            items = ((f"{path}[{i}]", v) for i, v in enumerate(obj))
+        elif hasattr(obj, "__dict__") and isinstance(vars(obj), dict):
+            items = ((f"{path}.{k}", v) for k, v in vars(obj).items())
+        else:
+            items = ()
+        for sub_path, value in items:
+            found = _find_unpicklable(value, sub_path, depth - 1)
+            if found is not None:
+                return found
+    return path, obj
 
 
 def write_file(encoded: Encoded, path: str | os.PathLike[str], *, fsync: bool = False) -> int:

@@ -110,3 +110,17 @@ def test_other_format_version_is_stale():
     with pytest.raises(IntegrityError) as info:
         codec.loads(bytes(blob))
     assert info.value.stale
+
+
+def test_values_of_hundreds_of_arrays_round_trip():
+    codec = Codec(KEY)
+    value = [np.arange(i, i + 3) for i in range(600)]
+    out = codec.loads(codec.dumps(value))
+    assert len(out) == 600 and all(np.array_equal(a, b) for a, b in zip(out, value))
+
+
+def test_unpicklable_part_is_named_by_its_path():
+    import threading
+
+    with pytest.raises(SerializationError, match=r"\['a'\]\[1\]\['lock'\] is a _thread.lock"):
+        Codec(KEY).encode({"a": [1, {"lock": threading.Lock()}]})
