@@ -316,25 +316,55 @@ def _dashboard() -> Any:
     return dashboard()
 
 
-_loaded: dict[int, ResmanMagics] = {}
+class _CellHooks:
+    """Per-cell bookkeeping: resources taken by a cell are owned by it, leaks reported."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+
+    def pre_run_cell(self, info: Any) -> None:
+        from .core.resources import set_default_owner
+
+        set_default_owner(f"cell-{self.shell.execution_count}")
+
+    def post_run_cell(self, result: Any) -> None:
+        from .core.resources import set_default_owner
+
+        owner = set_default_owner(None)
+        if owner is not None:
+            get_session().resources.check_leaks(owner)
+
+
+_loaded: dict[int, tuple[ResmanMagics, _CellHooks]] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register ``%resman`` and ``%%checkpointed`` (idempotent)."""
+    """Register ``%resman``, ``%%checkpointed`` and the per-cell hooks (idempotent)."""
     if id(ipython) in _loaded:
         return
     magics = ResmanMagics(ipython)
     ipython.register_magics(magics)
-    _loaded[id(ipython)] = magics
+    hooks = _CellHooks(ipython)
+    ipython.events.register("pre_run_cell", hooks.pre_run_cell)
+    ipython.events.register("post_run_cell", hooks.post_run_cell)
+    _loaded[id(ipython)] = (magics, hooks)
+    get_session().log  # kernels write the session log from the start
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Remove exactly what :func:`load_ipython_extension` added."""
-    magics = _loaded.pop(id(ipython), None)
-    if magics is None:
+    """Remove exactly what :func:`load_ipython_extension` added, and release resources."""
+    entry = _loaded.pop(id(ipython), None)
+    if entry is None:
         return
+    magics, hooks = entry
     registry = ipython.magics_manager.magics
     for kind, names in magics.magics.items():
         for name in names:
             registry[kind].pop(name, None)
     ipython.magics_manager.registry.pop(type(magics).__name__, None)
+    ipython.events.unregister("pre_run_cell", hooks.pre_run_cell)
+    ipython.events.unregister("post_run_cell", hooks.post_run_cell)
+    from .core.resources import set_default_owner
+
+    set_default_owner(None)
+    get_session().resources.release_all()

@@ -34,6 +34,9 @@ _LAZY = {
     "set_default_renderer": "progress_render",
     "Checkpoints": "checkpoint",
     "Registry": "registry",
+    "ResourceManager": "resources",
+    "PoolConfig": "resources",
+    "LogManager": "logs",
 }
 
 __all__ = sorted(

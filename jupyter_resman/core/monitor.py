@@ -249,6 +249,7 @@ class Monitor:
             handlers = {level: list(cbs) for level, cbs in self._callbacks.items()}
         # Callbacks run without our lock: they may call back into the monitor.
         for event in events:
+            log.log(logging.ERROR if event.level == "exceeded" else logging.WARNING, event.message)
             callbacks = handlers[event.level]
             if not callbacks and warn:
                 try:

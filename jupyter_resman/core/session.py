@@ -116,7 +116,7 @@ class Session:
     @property
     def log(self) -> Any:
         """Structured logging and timing for this session."""
-        from .logging import LogManager
+        from .logs import LogManager
 
         return self._part("log", lambda: LogManager(self))
 
