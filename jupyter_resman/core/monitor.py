@@ -257,8 +257,7 @@ class Monitor:
                 except Warning:
                     if not in_thread:
                         raise  # the caller turned warnings into errors: honour it
-                    # ...but never let that kill the monitor thread.
-                    log.warning("%s", event.message)
+                    # ...but never let that kill the monitor thread (already logged above).
             for callback in callbacks:
                 try:
                     callback(event)
