@@ -34,6 +34,7 @@ _LAZY = {
     "set_default_renderer": "progress_render",
     "Checkpoints": "checkpoint",
     "Registry": "registry",
+    "DatasetMetadata": "registry",
     "ResourceManager": "resources",
     "PoolConfig": "resources",
     "LogManager": "logs",

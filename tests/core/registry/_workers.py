@@ -26,7 +26,7 @@ def _report(queue: Any, fn: Any) -> None:
     """Run ``fn`` and put ``("ok", result)`` or ``("error", type name, text)`` on ``queue``."""
     try:
         queue.put(("ok", fn()))
-    except BaseException as exc:  # report everything: the parent asserts on it
+    except BaseException as exc:  # noqa: BLE001 - report everything: the parent asserts on it
         queue.put(("error", type(exc).__name__, f"{exc}\n{traceback.format_exc()}"))
 
 
@@ -137,12 +137,12 @@ def late_holder(home: str, url: str | None, resource_id: str, duration: float, g
             try:
                 reg.decrease_quantity(resource_id, 1, token=lease.token)
                 out["write"] = "accepted"
-            except Exception as exc:  # the test asserts which error it was
+            except Exception as exc:  # noqa: BLE001 - the test asserts which error it was
                 out["write"] = type(exc).__name__
             try:
                 reg.update(resource_id, token=lease.token, attributes={"by": "A"})
                 out["update"] = "accepted"
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001
                 out["update"] = type(exc).__name__
             return out
 

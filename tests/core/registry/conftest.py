@@ -32,9 +32,11 @@ def pg_server():
     # data dir to other users, which must not happen to pytest's private tmp tree.
     root = Path(tempfile.mkdtemp(prefix="resman-pg-"))
     server = pgserver.get_server(root / "data", cleanup_mode="stop")
-    # Commits need not wait for fsync in tests: durability is PostgreSQL's job, and
+    # No fsync in tests: durability is PostgreSQL's job (and benchmarks keep it on);
     # the lock and lost-update tests check isolation, which this does not change.
-    server.psql("ALTER SYSTEM SET synchronous_commit = off;\nSELECT pg_reload_conf();")
+    # All three settings take effect on reload, so the server need not restart.
+    server.psql("ALTER SYSTEM SET fsync = off;\nALTER SYSTEM SET synchronous_commit = off;\n"
+                "ALTER SYSTEM SET full_page_writes = off;\nSELECT pg_reload_conf();")
     try:
         yield server
     finally:
