@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["GROUPS", "Output", "UI", "UsageError", "build_parser", "run"]
 
 #: Modules of this package that add sub-commands, in the order help lists them.
-GROUPS = ["cache", "monitor", "checkpoints", "resources", "log", "migrate", "config"]
+GROUPS = ["cache", "monitor", "checkpoints", "registry", "resources", "log", "migrate", "config"]
 
 
 class UsageError(ResmanError, ValueError):
