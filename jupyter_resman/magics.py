@@ -330,9 +330,11 @@ class _CellHooks:
     def post_run_cell(self, result: Any) -> None:
         from .core.resources import set_default_owner
 
+        session = get_session()
         owner = set_default_owner(None)
         if owner is not None:
-            get_session().resources.check_leaks(owner)
+            session.resources.check_leaks(owner)
+        session.flush()  # the sidebar sees this cell's cache hits now, not a cell later
 
 
 _loaded: dict[int, tuple[ResmanMagics, _CellHooks]] = {}

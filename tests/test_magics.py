@@ -266,3 +266,19 @@ def test_result_that_fails_to_display_is_not_stored(shell):
     run(shell, cell)
     assert RUNS == [1, 1]
     assert resman.get_session().cache.keys("cells") == []
+
+
+def test_cache_counts_are_visible_to_other_processes_after_each_cell(shell, session):
+    import subprocess
+    import sys
+    import textwrap
+
+    session.cache.set("k", 1)
+    run(shell, "import jupyter_resman as resman\nresman.get_session().cache.get('k')")
+    code = textwrap.dedent(f"""
+        import jupyter_resman as resman
+        s = resman.Session(home={str(session.home.root)!r})
+        print(s.cache.stats().hits)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"

@@ -120,6 +120,16 @@ class Session:
 
         return self._part("log", lambda: LogManager(self))
 
+    def flush(self) -> None:
+        """Write counters other processes read (cache hits and misses) now.
+
+        Cheap when nothing changed; the magics call it after every cell so the
+        Jupyter server's view of a running kernel is never a cell behind.
+        """
+        cache = self._parts.get("cache")
+        if cache is not None:
+            cache.flush()
+
     def close(self) -> None:
         """Stop threads, flush counters and close every database; idempotent.
 
