@@ -83,6 +83,7 @@ class _Recorder:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.events: list[tuple] = []
+        self._by_id: dict[str, int] = {}
 
     def __enter__(self) -> _Recorder:
         self._stdout, self._stderr = sys.stdout, sys.stderr
@@ -93,16 +94,36 @@ class _Recorder:
         self._publish = pub.publish
 
         def publish(data: Any, metadata: Any = None, *args: Any, **kwargs: Any) -> Any:
-            if not kwargs.get("update") and _WIDGET_MIME not in data:
-                # Live widgets cannot be replayed; everything else can.
-                self.events.append(("display", dict(data), dict(metadata or {})))
+            self._record(data, metadata, kwargs)
             return self._publish(data, metadata, *args, **kwargs)
 
         pub.publish = publish
         return self
 
+    def _record(self, data: Any, metadata: Any, kwargs: dict[str, Any]) -> None:
+        """Keep what a replay can show: the *final* state of every display.
+
+        A live widget cannot be replayed, but a display that is later updated in
+        place (a finished progress bar becomes static HTML) keeps its last form,
+        at the position where it first appeared.
+        """
+        display_id = (kwargs.get("transient") or {}).get("display_id")
+        replayable = _WIDGET_MIME not in data
+        if kwargs.get("update"):
+            index = self._by_id.get(display_id)
+            if index is not None and replayable:
+                self.events[index] = ("display", dict(data), dict(metadata or {}))
+            return
+        if display_id is not None:
+            self._by_id[display_id] = len(self.events)
+        if replayable:
+            self.events.append(("display", dict(data), dict(metadata or {})))
+        elif display_id is not None:
+            self.events.append(("pending",))  # filled if the widget is replaced later
+
     def __exit__(self, *exc: Any) -> None:
         sys.stdout, sys.stderr = self._stdout, self._stderr
+        self.events[:] = [e for e in self.events if e[0] != "pending"]
         pub = self.shell.display_pub
         if self._own is not None:
             pub.publish = self._own

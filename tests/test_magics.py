@@ -282,3 +282,13 @@ def test_cache_counts_are_visible_to_other_processes_after_each_cell(shell, sess
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
+
+
+def test_displays_updated_in_place_replay_their_final_form(shell):
+    cell = ("%%checkpointed\nfrom IPython.display import display, HTML\n"
+            "h = display(HTML('<i>working</i>'), display_id=True)\n"
+            "h.update(HTML('<b>done</b>'))\nfinished = True")
+    run(shell, cell)
+    shell.display_pub.displays.clear()
+    run(shell, cell)
+    assert [d["text/html"] for d in shell.display_pub.displays] == ["<b>done</b>"]
