@@ -489,7 +489,7 @@ class PendingSave:
             assert dfd is not None  # created if missing
             version = store._sweep_and_last(dfd) + 1
             filename = _version_file(version)
-            info = CheckpointInfo(name, version, self.time, 0, encoded.header[-32:].hex(),
+            info = CheckpointInfo(name, version, self.time, 0, encoded.signed_header()[-32:].hex(),
                                   self._description, self._compress, folder / filename, True,
                                   self._meta)
             header = store._header({
