@@ -55,7 +55,7 @@ def registry_show(session: Any, args: argparse.Namespace, ui: Any) -> Output:
     data = resource.to_dict()
     hierarchy = registry.hierarchy(resource).to_dict()
     fields = {key: _plain(value) for key, value in data.items() if value not in (None, {}, [])}
-    ancestors = hierarchy.get("ancestors") or []
+    ancestors = hierarchy.get("ancestor_ids") or []
     if ancestors:
         fields["inside"] = " ← ".join(ancestors)
     children = registry.query(parent=resource.id, limit=100)

@@ -425,6 +425,37 @@ class Monitor:
         frame.index.name = "time"
         return frame
 
+    def samples(self, since: float | None = None) -> list[Sample]:
+        """The thread's samples taken after ``since`` (Unix seconds), oldest first.
+
+        ``since=None`` returns the whole bounded history. A reader that passes
+        the ``t`` of the last sample it got misses none, however fast the
+        thread samples, as long as it calls again before ``history_size``
+        newer samples have pushed the older ones out. Samples are frozen, so
+        the list can be read while the thread goes on sampling.
+
+        >>> import tempfile
+        >>> from jupyter_resman.core import Session
+        >>> with Session(home=tempfile.mkdtemp()) as s:
+        ...     s.monitor.samples()
+        []
+        """
+        if since is not None and (isinstance(since, bool) or not isinstance(since, (int, float))):
+            raise ConfigError(f"since={since!r} must be a time in Unix seconds (a sample's .t), "
+                              "or None for the whole history")
+        with self._lock:
+            if since is None:
+                return list(self._history)
+            # Newest last: walk back from the end and stop at the first old sample, so
+            # a reader polling for the few newest never copies an hour of history.
+            newer = []
+            for sample in reversed(self._history):
+                if sample.t <= since:
+                    break
+                newer.append(sample)
+        newer.reverse()
+        return newer
+
     def peak(self) -> dict[str, float]:
         """The largest value of each measurement since creation or :meth:`reset_peak`.
 

@@ -1,4 +1,5 @@
-"""Live notebook widgets: monitor graphs, progress bars, cache and checkpoint panels.
+"""Live notebook widgets: monitor graphs, progress bars, cache, checkpoint, registry and
+resource panels.
 
 >>> import jupyter_resman.widgets as rw      # doctest: +SKIP
 >>> rw.dashboard()                           # doctest: +SKIP
@@ -24,6 +25,8 @@ from .dashboard import Dashboard
 from .dashboard import dashboard as _dashboard
 from .monitor_panel import MonitorPanel
 from .progress_panel import NotebookRenderer, ProgressPanel, ProgressView
+from .registry_panel import RegistryPanel
+from .resources_panel import ResourcesPanel
 
 # The submodule `dashboard` is imported above; the name now means the function
 # (a later `import jupyter_resman.widgets.dashboard` finds the module in
@@ -31,4 +34,4 @@ from .progress_panel import NotebookRenderer, ProgressPanel, ProgressView
 dashboard = _dashboard
 
 __all__ = ["CachePanel", "CheckpointsPanel", "Dashboard", "MonitorPanel", "NotebookRenderer",
-           "ProgressPanel", "ProgressView", "dashboard"]
+           "ProgressPanel", "ProgressView", "RegistryPanel", "ResourcesPanel", "dashboard"]

@@ -8,8 +8,8 @@ So each panel's ``_repr_mimebundle_`` (:func:`mimebundle`) carries a
 ``text/plain`` and a ``text/html`` rendering of the same core snapshot next to
 the widget view; front ends pick the richest type they can show.
 
->>> print(sparkline([1, 3, 2], width=30, height=10)[:40])
-<svg xmlns="http://www.w3.org/2000/svg" w
+>>> print(sparkline([1, 3, 2], width=30, height=10)[:39])
+<svg xmlns="http://www.w3.org/2000/svg"
 >>> STATUS_COLOURS["failed"]
 '#d62728'
 """

@@ -1,12 +1,13 @@
-"""The dashboard: monitor, progress, cache and checkpoints panels in tabs, kept live.
+"""The dashboard: monitor, progress, cache, checkpoints, registry and resources tabs, kept live.
 
 ``%resman`` (no argument) and :func:`jupyter_resman.widgets.dashboard` show
 it. One background thread per dashboard (a :class:`~._refresh.Refresher`)
 refreshes the panels — the monitor and progress tabs twice a second, the
-cache and checkpoints tabs every few seconds and only while their tab is
-selected — so graphs and bars move while a long cell runs. The monitor's own
-sampling thread (``session.monitor.start()``) is started if it was not
-running, and stopped again by :meth:`Dashboard.close` in that case.
+cache, checkpoints, registry and resources tabs every few seconds and only
+while their tab is selected — so graphs and bars move while a long cell
+runs. The monitor's own sampling thread (``session.monitor.start()``) is
+started if it was not running, and stopped again by :meth:`Dashboard.close`
+in that case.
 
 >>> import tempfile, jupyter_resman as resman
 >>> from jupyter_resman.widgets import Dashboard
@@ -14,7 +15,7 @@ running, and stopped again by :meth:`Dashboard.close` in that case.
 ...     board = Dashboard(s)
 ...     board.tabs.titles
 ...     board.close()
-('Monitor', 'Progress', 'Cache', 'Checkpoints')
+('Monitor', 'Progress', 'Cache', 'Checkpoints', 'Registry', 'Resources')
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from .cache_panel import CachePanel
 from .checkpoints_panel import CheckpointsPanel
 from .monitor_panel import MonitorPanel
 from .progress_panel import ProgressPanel
+from .registry_panel import MIN_REGISTRY_PERIOD, RegistryPanel
+from .resources_panel import ResourcesPanel
 
 if TYPE_CHECKING:
     from ..core.session import Session
@@ -48,7 +51,9 @@ class Dashboard(widgets.VBox):
 
     ``interval`` is the monitor's sampling interval if the dashboard starts
     it; ``window`` the samples on the monitor graphs; ``slow_period`` how
-    often the cache and checkpoints tabs re-read the home (seconds).
+    often the cache, checkpoints and resources tabs re-read their state
+    (seconds; the registry tab never more often than every
+    :data:`~.registry_panel.MIN_REGISTRY_PERIOD` seconds).
     ``close()`` stops the thread (and the monitor, if it started it),
     disconnects every callback and closes every widget.
     """
@@ -67,6 +72,9 @@ class Dashboard(widgets.VBox):
             self.progress_panel = _built(built, ProgressPanel())
             self.cache_panel = _built(built, CachePanel(session, period=slow_period))
             self.checkpoints_panel = _built(built, CheckpointsPanel(session, period=slow_period))
+            self.registry_panel = _built(built, RegistryPanel(
+                session, period=max(slow_period, MIN_REGISTRY_PERIOD)))
+            self.resources_panel = _built(built, ResourcesPanel(session, period=slow_period))
         except BaseException:
             for panel in reversed(built):  # a half-built dashboard leaves no thread or widget
                 panel.close()
@@ -74,9 +82,11 @@ class Dashboard(widgets.VBox):
         self._lock = threading.RLock()
         self._closed = False
         self.panels: tuple[Any, ...] = (self.monitor_panel, self.progress_panel,
-                                        self.cache_panel, self.checkpoints_panel)
+                                        self.cache_panel, self.checkpoints_panel,
+                                        self.registry_panel, self.resources_panel)
         self.tabs = widgets.Tab(children=self.panels,
-                                titles=("Monitor", "Progress", "Cache", "Checkpoints"))
+                                titles=("Monitor", "Progress", "Cache", "Checkpoints",
+                                        "Registry", "Resources"))
         self.header = widgets.HTML(
             f"<div class='resman-dashboard-header'><b>jupyter_resman</b> &middot; home "
             f"<code>{escape(session.home.root)}</code></div>")

@@ -102,19 +102,26 @@ class MonitorPanel(widgets.VBox):
 
     def _seed(self) -> None:
         """Start from the samples the monitor already holds, if it has been running."""
-        history = self.monitor.history()
-        if len(history):
-            records = history.tail(self._samples.maxlen or 0).to_dict("records")
-            self._samples.extend({k: _plain(v) for k, v in r.items()} for r in records)
+        window = self._samples.maxlen or 1
+        self._samples.extend(s.to_dict() for s in self.monitor.samples()[-window:])
 
     def _ingest(self) -> bool:
-        """Append the monitor's newest sample if it is new; whether anything changed."""
-        sample = self.monitor.last()
-        if sample is None:
-            return False
-        if self._samples and sample.t <= self._samples[-1]["t"]:
-            return False
-        self._samples.append(sample.to_dict())
+        """Append the monitor's samples newer than the newest shown; whether any came.
+
+        Every sample of the monitor's thread is taken (its history since the
+        last refresh), so an interval shorter than the refresh period leaves no
+        gaps. A stopped monitor has no thread: then the newest sample taken by
+        hand (``monitor.sample()``) is drawn.
+        """
+        last_t = self._samples[-1]["t"] if self._samples else None
+        window = self._samples.maxlen or 1  # after a long hidden spell, only what fits
+        new = [s.to_dict() for s in self.monitor.samples(since=last_t)[-window:]]
+        if not new:
+            sample = self.monitor.last()
+            if sample is None or (last_t is not None and sample.t <= last_t):
+                return False
+            new = [sample.to_dict()]
+        self._samples.extend(new)
         return True
 
     @property
@@ -333,11 +340,3 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
         else f"{value:.0f} %"
 
-
-def _plain(value: Any) -> Any:
-    """numpy scalars from a DataFrame row back to plain numbers (NaN back to None)."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value

@@ -153,8 +153,9 @@ class _Row:
 class ProgressView(widgets.VBox):
     """One progress tree as one widget: a row per bar, children indented under parents.
 
-    >>> view = ProgressView({"desc": "epochs", "n": 1, "total": 4, "status": "running",
-    ...                      "children": [{"desc": "batches", "n": 5, "total": 10,
+    >>> view = ProgressView({"desc": "epochs", "n": 1, "total": 4, "percent": 25.0,
+    ...                      "status": "running",
+    ...                      "children": [{"desc": "batches", "n": 5, "total": 10, "percent": 50.0,
     ...                                    "status": "running", "children": []}]})
     >>> len(view.children), view.rows[0].bar.value, view.rows[1].bar.value
     (2, 0.25, 0.5)

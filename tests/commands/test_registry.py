@@ -40,3 +40,14 @@ def test_show_and_history(session, filled):
 def test_unknown_id_is_a_clean_error(session, filled):
     with pytest.raises(ResourceNotFoundError):
         run(["registry", "show", "01JZZZZZZZZZZZZZZZZZZZZZZZ"], session)
+
+
+def test_show_names_where_a_resource_sits(session):
+    from jupyter_resman.core.registry.resources import Asset, Collection
+
+    registry = session.registry
+    rack = registry.add(Collection(name="rack"))
+    tube = registry.add(Asset(name="tube"))
+    registry.set_child(rack, "a1", tube)
+    shown = run(["registry", "show", tube.id], session)
+    assert rack.id in shown.fields["inside"]

@@ -192,6 +192,49 @@ def test_history_is_bounded(session):
         monitor.close()
 
 
+def test_samples_since_a_time_miss_none_while_the_thread_samples(session):
+    monitor = Monitor(session, history_size=10_000, publish_every=60)
+    seen: list[float] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        # A reader polling far slower than the sampler, the way a dashboard does.
+        last = None
+        try:
+            while not done.is_set():
+                got = monitor.samples(since=last)
+                if got:
+                    seen.extend(s.t for s in got)
+                    last = got[-1].t
+                time.sleep(0.05)
+            seen.extend(s.t for s in monitor.samples(since=last))
+        except Exception as exc:  # noqa: BLE001 - handed to the test's thread, asserted below
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader, name="samples-reader")
+    try:
+        monitor.start(0.005, publish=False)
+        thread.start()
+        wait_for(lambda: monitor.stats()["samples"] >= 40, what="40 samples")
+        monitor.stop()
+    finally:
+        done.set()
+        thread.join()
+        monitor.close()
+    assert not errors
+    everything = monitor.samples()
+    assert all(isinstance(s, Sample) for s in everything)
+    assert [s.t for s in everything] == list(monitor.history()["t"])
+    assert seen == [s.t for s in everything]  # each sample once, in order, none skipped
+    middle = everything[len(everything) // 2].t
+    assert [s.t for s in monitor.samples(since=middle)] == [s.t for s in everything
+                                                            if s.t > middle]
+    assert monitor.samples(since=everything[-1].t) == []
+    with pytest.raises(ConfigError, match="since"):
+        monitor.samples(since="yesterday")
+
+
 def test_empty_history(session):
     history = session.monitor.history()
     assert history.empty and {"t", "rss", "cpu_percent"} <= set(history.columns)

@@ -26,8 +26,9 @@ def _threads(name):
     return [t for t in threading.enumerate() if t.name == name]
 
 
-def test_tabs_hold_the_four_panels(board):
-    assert board.tabs.titles == ("Monitor", "Progress", "Cache", "Checkpoints")
+def test_tabs_hold_the_six_panels(board):
+    assert board.tabs.titles == ("Monitor", "Progress", "Cache", "Checkpoints", "Registry",
+                                 "Resources")
     assert board.tabs.children == board.panels
     assert str(board.session.home.root) in board.header.value
 
@@ -121,9 +122,9 @@ def test_fallback_output_without_a_widget_front_end(session, board):
     text = bundle["text/plain"]
     assert text.startswith("jupyter_resman dashboard — home ")
     for part in ("Kernel memory:", "Progress: no progress bars", "Cache: 1 entry",
-                 "Checkpoints: 1 checkpoint"):
+                 "Checkpoints: 1 checkpoint", "Registry: none yet", "Resources: no providers"):
         assert part in text
-    for title in ("Monitor", "Progress", "Cache", "Checkpoints"):
+    for title in ("Monitor", "Progress", "Cache", "Checkpoints", "Registry", "Resources"):
         assert f">{title}</h4>" in bundle["text/html"]
     # What IPython itself would publish (a terminal shows text/plain; nbconvert, GitHub text/html).
     data, _metadata = DisplayFormatter().format(board)

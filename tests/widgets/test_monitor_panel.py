@@ -59,6 +59,23 @@ def test_window_is_a_fixed_length_rolling_window(session):
         panel.close()
 
 
+def test_sampling_faster_than_the_refresh_leaves_no_gaps(session):
+    # The monitor samples every 20 ms; the panel is refreshed only twice.
+    panel = MonitorPanel(session, window=10_000, interval=0.02)
+    try:
+        wait_for(lambda: len(session.monitor.samples()) >= 30, what="30 samples")
+        panel.refresh()
+        session.monitor.stop()
+        panel.refresh()
+        taken = [s.t for s in session.monitor.samples()]
+        shown = [s["t"] for s in panel.samples]
+        assert len(taken) >= 30
+        assert shown[-len(taken):] == taken  # every sample of the thread, in order
+        assert len(trace(panel.figure, "kernel memory").y) == len(shown)
+    finally:
+        panel.close()
+
+
 def test_limit_line_and_warning_colours_follow_the_monitors_levels(session, panel):
     limit_line = trace(panel.figure, "memory limit")
     assert list(limit_line.y or []) == []  # no limit, no line
