@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -128,7 +129,12 @@ def test_fallback_output_without_a_widget_front_end(session, board):
         assert f">{title}</h4>" in bundle["text/html"]
     # What IPython itself would publish (a terminal shows text/plain; nbconvert, GitHub text/html).
     data, _metadata = DisplayFormatter().format(board)
-    assert data["text/plain"] == text and data["text/html"] == bundle["text/html"]
+    # Live figures (CPU, memory) may move between the two renderings: compare the rest.
+    def steady(rendering):
+        return re.sub(r"\d+(\.\d+)?", "N", rendering)
+
+    assert steady(data["text/plain"]) == steady(text)
+    assert steady(data["text/html"]) == steady(bundle["text/html"])
 
 
 def test_a_half_built_dashboard_leaves_nothing_behind(session):
