@@ -63,6 +63,38 @@ def mimebundle(widget: widgets.Widget, text: str, html_text: str,
     return data
 
 
+def begin_close(panel: Any) -> bool:
+    """Whether to close ``panel`` now: ``False`` if already closed or never fully built.
+
+    Panels close at most once, from any thread, and a constructor that failed
+    half-way (no ``_lock`` yet) leaves nothing to close.
+    """
+    lock = vars(panel).get("_lock")
+    if lock is None:
+        return False
+    with lock:
+        if panel._closed:
+            return False
+        panel._closed = True
+    return True
+
+
+def disconnect(buttons: Iterable[tuple[Any, Any]] = (),
+               observers: Iterable[tuple[Any, Any]] = ()) -> None:
+    """Remove click handlers and ``value`` observers a panel registered."""
+    for button, handler in buttons:
+        button.on_click(handler, remove=True)
+    for widget, handler in observers:
+        widget.unobserve(handler, names="value")
+
+
+def close_contents(panel: Any) -> None:
+    """Close a box panel's children and layout models (the panel itself stays to the caller)."""
+    for child in panel.children:
+        close_tree(child)
+    close_tree(panel.layout)
+
+
 def close_tree(widget: Any) -> None:
     """Close ``widget`` and every widget it holds (children, layout, style), once each.
 

@@ -26,7 +26,19 @@ from plotly.subplots import make_subplots
 from ..core.errors import ConfigError
 from ..core.settings import format_size
 from ._confirm import ConfirmBar
-from ._display import BLUE, GREEN, GREY, RED, close_tree, escape, html_table, mimebundle, sparkline
+from ._display import (
+    BLUE,
+    GREEN,
+    GREY,
+    RED,
+    begin_close,
+    close_contents,
+    disconnect,
+    escape,
+    html_table,
+    mimebundle,
+    sparkline,
+)
 from ._refresh import MIN_PERIOD
 
 if TYPE_CHECKING:
@@ -336,20 +348,11 @@ class CachePanel(widgets.VBox):
 
     def close(self) -> None:
         """Disconnect every handler and close every widget; idempotent."""
-        if "_lock" not in vars(self):  # __init__ failed early: nothing was built
+        if not begin_close(self):
             return
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        for button, handler in self._handlers:
-            button.on_click(handler, remove=True)
-        for widget in self._observed:
-            widget.unobserve(self._on_filter, names="value")
+        disconnect(self._handlers, [(w, self._on_filter) for w in self._observed])
         self.confirm.close()
-        for child in self.children:
-            close_tree(child)
-        close_tree(self.layout)
+        close_contents(self)
         super().close()
 
     @property

@@ -18,7 +18,16 @@ import ipywidgets as widgets
 from ..core.errors import ConfigError
 from ..core.settings import format_size
 from ._confirm import ConfirmBar
-from ._display import GREEN, RED, close_tree, escape, html_table, mimebundle
+from ._display import (
+    GREEN,
+    RED,
+    begin_close,
+    close_contents,
+    disconnect,
+    escape,
+    html_table,
+    mimebundle,
+)
 from ._refresh import MIN_PERIOD
 
 if TYPE_CHECKING:
@@ -204,19 +213,11 @@ class CheckpointsPanel(widgets.VBox):
 
     def close(self) -> None:
         """Disconnect every handler and close every widget; idempotent."""
-        if "_lock" not in vars(self):  # __init__ failed early: nothing was built
+        if not begin_close(self):
             return
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        for button, handler in self._handlers:
-            button.on_click(handler, remove=True)
-        self.versions.unobserve(self._on_select, names="value")
+        disconnect(self._handlers, [(self.versions, self._on_select)])
         self.confirm.close()
-        for child in self.children:
-            close_tree(child)
-        close_tree(self.layout)
+        close_contents(self)
         super().close()
 
     @property

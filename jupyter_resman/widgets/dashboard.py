@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ._display import close_tree, escape, mimebundle
+from ._display import begin_close, close_tree, escape, mimebundle
 from ._refresh import Refresher
 from .cache_panel import CachePanel
 from .checkpoints_panel import CheckpointsPanel
@@ -162,12 +162,8 @@ class Dashboard(widgets.VBox):
 
     def close(self) -> None:
         """Stop the thread, disconnect callbacks, close panels and widgets; idempotent."""
-        if "_lock" not in vars(self):  # __init__ failed early: nothing was built
+        if not begin_close(self):
             return
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
         self._refresher.stop()
         self.tabs.unobserve(self._on_tab, names="selected_index")
         with _open_lock:

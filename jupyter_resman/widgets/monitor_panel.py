@@ -40,6 +40,7 @@ from ._display import (
     ORANGE,
     PURPLE,
     RED,
+    begin_close,
     close_tree,
     escape,
     mimebundle,
@@ -314,12 +315,8 @@ class MonitorPanel(widgets.VBox):
 
     def close(self) -> None:
         """Stop the monitor if this panel started it, and close every widget; idempotent."""
-        if "_lock" not in vars(self):  # __init__ failed early: nothing was built
+        if not begin_close(self):
             return
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
         if self._started_monitor:
             self.monitor.stop()
         for child in (self.header, self.figure, self.layout):

@@ -28,7 +28,17 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..core.errors import ConfigError, ResmanError, ResourceNotFoundError
-from ._display import GREEN, GREY, RED, close_tree, escape, html_table, mimebundle
+from ._display import (
+    GREEN,
+    GREY,
+    RED,
+    begin_close,
+    close_contents,
+    disconnect,
+    escape,
+    html_table,
+    mimebundle,
+)
 
 if TYPE_CHECKING:
     from ..core.registry import Hierarchy, Registry, Resource
@@ -440,19 +450,10 @@ class RegistryPanel(widgets.VBox):
 
     def close(self) -> None:
         """Disconnect every handler and close every widget; idempotent."""
-        if "_lock" not in vars(self):  # __init__ failed early: nothing was built
+        if not begin_close(self):
             return
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        for button, handler in self._handlers:
-            button.on_click(handler, remove=True)
-        for widget, handler in self._observers:
-            widget.unobserve(handler, names="value")
-        for child in self.children:
-            close_tree(child)
-        close_tree(self.layout)
+        disconnect(self._handlers, self._observers)
+        close_contents(self)
         super().close()
 
     @property

@@ -28,7 +28,19 @@ import ipywidgets as widgets
 
 from ..core.errors import ConfigError, ResmanError
 from ._confirm import ConfirmBar
-from ._display import GREEN, GREY, ORANGE, RED, close_tree, escape, html_table, mimebundle
+from ._display import (
+    GREEN,
+    GREY,
+    ORANGE,
+    RED,
+    begin_close,
+    close_contents,
+    close_tree,
+    disconnect,
+    escape,
+    html_table,
+    mimebundle,
+)
 from ._refresh import MIN_PERIOD
 
 if TYPE_CHECKING:
@@ -224,22 +236,16 @@ class ResourcesPanel(widgets.VBox):
 
     def close(self) -> None:
         """Disconnect every handler and close every widget (owner rows too); idempotent."""
-        if "_lock" not in vars(self):  # __init__ failed early: nothing was built
+        if not begin_close(self):
             return
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
             rows = list(self._rows.values())
             self._rows.clear()
-        for button, handler in self._handlers:
-            button.on_click(handler, remove=True)
+        disconnect(self._handlers)
         for row in rows:
             row.close()
         self.confirm.close()
-        for child in self.children:
-            close_tree(child)
-        close_tree(self.layout)
+        close_contents(self)
         super().close()
 
     @property
