@@ -47,7 +47,9 @@ import psutil
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import table, write_section
+from _results import median_time, table, write_section
+
+from jupyter_resman.core.usage import ProcessTreeSampler
 
 TARGET_P50_MS = 5.0
 TARGET_P95_MS = 20.0
@@ -220,6 +222,12 @@ def measure(label: str, root: Path, extensions: dict[str, bool], args: list[str]
             out["bytes"] = len(json.dumps(first))
         server.latencies(route, max(10, n // 10), gap=0)  # warm up (first CPU %, imports)
         out["route_p"] = percentiles(server.latencies(route, n))
+        if route.startswith("/resman/") and not monitors:
+            # Where our time goes: the same psutil path on the same kernels, in this process.
+            pids = [k["pid"] for k in server.http.get(server.url + route).json()["kernels"]]
+            trees = ProcessTreeSampler()
+            out["trees_ms"] = median_time(lambda: trees.sample(pids), number=20) * 1000
+            out["threads"] = statistics.median(psutil.Process(p).num_threads() for p in pids)
         if monitors:
             # An incremental client asks only for samples newer than its last one.
             since = {"since": str(time.time() - 2)}
@@ -316,6 +324,13 @@ Targets: p50 ≤ {TARGET_P50_MS:g} ms ({verdict_p50}: {ours_p50:.2f} ms),
 p95 ≤ {TARGET_P95_MS:g} ms ({verdict_p95}: {ours_p95:.2f} ms),
 no other route slowed ({"**not met**" if ours_slowed else "met"}).
 {chr(10).join(ratio_lines)}
+
+Where our time goes: RSS and CPU % of the {kernels} kernel trees (the one psutil path,
+`ProcessTreeSampler`, timed back to back in the benchmark process on the same kernels) take
+{results[0]["trees_ms"]:.2f} ms; finding each kernel's child processes reads
+`/proc/<pid>/task/<tid>/children` of each of its threads (median {results[0]["threads"]:g}
+threads per kernel here), most of that. The rest is the bare authenticated route (see
+`/api/status`), listing kernels and sessions, and the thread-pool hop.
 
 With a monitor running in every kernel (300 samples each, as a five-minute window at 1 Hz holds;
 the answer thins them to at most 150 points per kernel):

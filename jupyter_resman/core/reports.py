@@ -340,7 +340,7 @@ def thin(rows: list[dict[str, Any]], max_points: int) -> list[dict[str, Any]]:
     bounds = [(max(0, end - size), end) for end in range(len(rows), 0, -size)][::-1]
     merged: list[dict[str, Any]] = [{"t": rows[end - 1]["t"]} for _, end in bounds]
     for key in [k for k in rows[-1] if k != "t"]:
-        column = [r.get(key) for r in rows]
+        column: list[Any] = [r.get(key) for r in rows]
         if None in column:  # a field some samples lack: the maximum of those that have it
             for point, (start, end) in zip(merged, bounds):
                 values = [v for v in column[start:end] if v is not None]

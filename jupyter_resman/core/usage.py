@@ -226,11 +226,19 @@ def _proc_children(pid: int) -> list[int]:
         return []
     children: list[int] = []
     for tid in tids:
+        # os.open/os.read, not open(): no buffered file object per thread (half the cost,
+        # and the server walks ~10 kernels of ~13 threads on every metrics request).
         try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                children.extend(int(x) for x in f.read().split())
+            fd = os.open(f"/proc/{pid}/task/{tid}/children", os.O_RDONLY)
         except OSError:
             continue  # the thread exited between listdir and open
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        children.extend(int(x) for x in data.split())
     return children
 
 

@@ -42,8 +42,8 @@ def test_jupyter_server_extension_list_shows_it_enabled(tmp_path):
     out = subprocess.run([sys.executable, "-m", "jupyter_server", "extension", "list"], env=env,
                          capture_output=True, text=True, timeout=120, check=False)
     text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
-    assert re.search(r"^\s*jupyter_resman enabled\s*$", text, re.M), text
-    assert re.search(r"^\s*jupyter_resman \S+ OK\s*$", text, re.M), text
+    assert re.search(r"^\s*jupyter_resman enabled\s*$", text, re.MULTILINE), text
+    assert re.search(r"^\s*jupyter_resman \S+ OK\s*$", text, re.MULTILINE), text
 
 
 def test_the_server_loads_it(jp_serverapp):
