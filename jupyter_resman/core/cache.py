@@ -320,7 +320,14 @@ class Cache:
                             counters = self._counters.rows.get(ns) or self._counters.row(ns)
                             counters[1] += 1
                             counters[6] += compute_s
-                            self._touch(eid, now)
+                            touched = self._touched.get(eid)
+                            if touched is None:
+                                self._touched[eid] = [1, now]
+                            else:
+                                touched[0] += 1
+                                touched[1] = now
+                            if not (0.0 <= now - self._last_flush < _FLUSH_EVERY_S):
+                                self._flush_soon = True
                         size = len(blob)
                         if memory and size <= self._mem.max_bytes:
                             self._mem.put(mk, MemEntry(
@@ -449,9 +456,10 @@ class Cache:
         ttl_s = None if ttl is None else parse_duration(ttl, name="ttl")
         tag_text = _encode_tags(tags)
         eid = entry_id(ns, encoded_key)
-        encoded = self._codec.encode(value, context=encoded_key, aligned=True,
-                                     pickler=pickler)  # SerializationError before any write
-        size = encoded.nbytes
+        # SerializationError here, before any write; a small value comes back packed.
+        encoded = self._codec.encode_compact(value, context=encoded_key, limit=self._inline_limit,
+                                             pickler=pickler)
+        size = len(encoded) if type(encoded) is bytes else encoded.nbytes
         if size > self.max_bytes:
             raise ValueTooLargeError(
                 f"the value for {key!r} takes {size:,} bytes, more than the whole cache "
@@ -462,8 +470,9 @@ class Cache:
         relpath: str | None = None
         blob: bytes | None = None
         if size <= self._inline_limit:
+            packed = encoded if type(encoded) is bytes else encoded.to_bytes()
             blob = _INLINE_META.pack(stamp, now, -1.0 if ttl_s is None else ttl_s,
-                                     compute_time) + encoded.to_bytes()
+                                     compute_time) + packed
             size = len(blob)
         else:
             relpath = value_relpath(eid, stamp)
@@ -483,10 +492,11 @@ class Cache:
             if is_disk_full(exc):
                 raise CacheFullError(_full_message(exc, self.directory)) from exc
             raise
-        files = [row[2] for row in evicted if row[2]]
-        if old_file:
-            files.append(old_file)
-        self._after_write(files)
+        if evicted or old_file:
+            files = [row[2] for row in evicted if row[2]]
+            if old_file:
+                files.append(old_file)
+            self._after_write(files)
         with self._lock:
             mem = self._mem
             if mem.entries:

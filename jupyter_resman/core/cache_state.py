@@ -36,12 +36,24 @@ def _new_private_random() -> random.Random:
     return random.Random(os.urandom(16))
 
 
+_my_pid = [os.getpid()]
+
+
+def _pid() -> int:
+    """This process's pid without a system call per write (updated after fork)."""
+    return _my_pid[0]
+
+
 #: Our own generator for stamps and nonces: drawing from the global ``random`` would
 #: change the user's random numbers (and break their reproducibility).
 private_random = _new_private_random()
 if hasattr(os, "register_at_fork"):
     # A forked child must not repeat its parent's stamps.
-    os.register_at_fork(after_in_child=lambda: private_random.seed(os.urandom(16)))
+    def _after_fork_in_child() -> None:
+        private_random.seed(os.urandom(16))
+        _my_pid[0] = os.getpid()
+
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _SIZE = 64
 _NONCE, _BYTES, _COUNT, _DIRTY, _MAGIC, _INDEX = range(6)
@@ -119,7 +131,7 @@ class Change:
                 self.tx.__exit__(type(exc), exc, exc.__traceback__)
                 raise
             slots[_COUNT], slots[_BYTES], slots[_MAGIC] = count, nbytes, _MAGIC_VALUE
-        slots[_DIRTY] = os.getpid()
+        slots[_DIRTY] = _pid()
         return self
 
     def add(self, entries: int, nbytes: int) -> None:

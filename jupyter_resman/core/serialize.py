@@ -219,6 +219,19 @@ class _BufferPickler(pickle.Pickler):
         return NotImplemented
 
 
+def _pickled(obj: Any, pickler: Any, inband_only: bool) -> tuple[bytes, list[Any]]:
+    """Pickle ``obj``, or raise :class:`SerializationError` naming what cannot be pickled."""
+    try:
+        inband, buffers = _dumps(obj, pickler, not inband_only)
+        if len(buffers) >= 255:
+            # The header counts segments in one byte: a value made of hundreds of
+            # arrays goes in-band instead (still one pickle, just not zero-copy).
+            inband, buffers = _dumps(obj, pickler, False)
+    except Exception as exc:  # pickle raises TypeError, PicklingError, AttributeError...
+        raise SerializationError(_unpicklable_message(obj, exc)) from exc
+    return inband, buffers
+
+
 def _dumps(obj: Any, pickler: Any, out_of_band: bool) -> tuple[bytes, list[Any]]:
     """The in-band stream and the out-of-band buffers of ``obj``."""
     buffers: list[Any] = []
@@ -277,32 +290,45 @@ class Codec:
         something inside it) cannot be pickled; nothing has been written then.
         """
         if _is_raw_array(obj):
-            kind = KIND_RAW_ARRAY
-            arr = obj if (obj.flags.c_contiguous or obj.flags.f_contiguous) else np.ascontiguousarray(obj)
-            order = "C" if arr.flags.c_contiguous else "F"
-            meta = json.dumps(
-                {"dtype": _dtype_to_json(arr.dtype), "shape": list(arr.shape), "order": order}
-            ).encode()
-            raw = arr.reshape(-1, order="A").view(np.uint8) if arr.size else np.empty(0, np.uint8)
-            segments = [memoryview(raw)]
-        else:
-            kind = KIND_PICKLE
-            meta = b""
-            try:
-                inband, buffers = _dumps(obj, pickler, not inband_only)
-                if len(buffers) >= 255:
-                    # The header counts segments in one byte: a value made of hundreds of
-                    # arrays goes in-band instead (still one pickle, just not zero-copy).
-                    inband, buffers = _dumps(obj, pickler, False)
-            except Exception as exc:  # pickle raises TypeError, PicklingError, AttributeError...
-                raise SerializationError(_unpicklable_message(obj, exc)) from exc
-            segments = [memoryview(inband)]
-            for buf in buffers:
-                try:
-                    segments.append(buf.raw())
-                except BufferError:  # a non-contiguous buffer: copy it once
-                    segments.append(memoryview(bytes(buf)))
+            return self._raw_array(obj, context, compress, aligned)
+        inband, buffers = _pickled(obj, pickler, inband_only)
+        return self._from_pickle(inband, buffers, context, compress, aligned)
 
+    def encode_compact(self, obj: Any, *, context: bytes, limit: int,
+                       pickler: Any = None) -> bytes | Encoded:
+        """A small plain pickle as one packed blob (the cache's inline fast path);
+        anything else as :meth:`encode` gives it (``aligned``, uncompressed)."""
+        if _is_raw_array(obj):
+            return self._raw_array(obj, context, False, True)
+        inband, buffers = _pickled(obj, pickler, False)
+        if not buffers and len(inband) + _SIMPLE_DATA <= limit:
+            n = len(inband)
+            head = _SIMPLE_PREFIX + _SEGMENT.pack(n, n, _NO_CHECKSUM)
+            return head + self._mac(context, head, inband) + inband
+        return self._from_pickle(inband, buffers, context, False, True)
+
+    def _raw_array(self, obj: np.ndarray, context: bytes, compress: bool,
+                   aligned: bool) -> Encoded:
+        arr = obj if (obj.flags.c_contiguous or obj.flags.f_contiguous) else np.ascontiguousarray(obj)
+        order = "C" if arr.flags.c_contiguous else "F"
+        meta = json.dumps(
+            {"dtype": _dtype_to_json(arr.dtype), "shape": list(arr.shape), "order": order}
+        ).encode()
+        raw = arr.reshape(-1, order="A").view(np.uint8) if arr.size else np.empty(0, np.uint8)
+        return self._encoded(KIND_RAW_ARRAY, [memoryview(raw)], meta, context, compress, aligned)
+
+    def _from_pickle(self, inband: bytes, buffers: list[Any], context: bytes, compress: bool,
+                     aligned: bool) -> Encoded:
+        segments = [memoryview(inband)]
+        for buf in buffers:
+            try:
+                segments.append(buf.raw())
+            except BufferError:  # a non-contiguous buffer: copy it once
+                segments.append(memoryview(bytes(buf)))
+        return self._encoded(KIND_PICKLE, segments, b"", context, compress, aligned)
+
+    def _encoded(self, kind: int, segments: list[memoryview], meta: bytes, context: bytes,
+                 compress: bool, aligned: bool) -> Encoded:
         def sign(head: bytes, inband: memoryview | None) -> bytes:
             return self._mac(context, head, inband)
 
