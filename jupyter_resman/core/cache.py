@@ -44,7 +44,10 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from xxhash import xxh3_64_intdigest
+
 from .cache_index import FORMAT_VERSION, INLINE_LIMIT, POLICY_ORDER, entry_id, schema, value_relpath
+from .cache_index import ID_PREFIXES as _ID_PREFIXES
 from .cache_state import Change, SharedState, private_random
 from .cache_stats import BUCKET_S, FIELDS, CacheStats, Counters, NamespaceStats, TierStats
 from .db import Database, forget_after_fork, is_disk_full
@@ -82,6 +85,7 @@ _UPSERT = (
 log = logging.getLogger("jupyter_resman.cache")
 
 _MISSING = object()
+_ID_OFFSET = 1 << 63  # see cache_index.entry_id: the inlined form on the read path
 _FLUSH_EVERY_S = 1.0
 #: Eviction frees down to this fraction of the limit, so one scan serves many writes.
 _LOW_WATER = 0.9
@@ -288,7 +292,9 @@ class Cache:
                         return entry.value
             if encoded is None:
                 encoded = b"s" + key.encode("utf-8", "surrogatepass")
-            eid = entry_id(ns, encoded)
+            prefix = _ID_PREFIXES.get(ns)
+            eid = (entry_id(ns, encoded) if prefix is None
+                   else xxh3_64_intdigest(prefix + encoded) - _ID_OFFSET)
             cur = self._cur
             if cur is None:
                 cur = self._cur = self._db.connection().cursor()

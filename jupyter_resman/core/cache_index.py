@@ -76,13 +76,14 @@ def entry_id(namespace: str, encoded_key: bytes) -> int:
     each other's value: the full key is stored and compared on every read; the
     later write simply replaces the earlier entry.
     """
-    prefix = _PREFIXES.get(namespace)
+    prefix = ID_PREFIXES.get(namespace)
     if prefix is None:
-        prefix = _PREFIXES[namespace] = namespace.encode() + b"\0"
+        prefix = ID_PREFIXES[namespace] = namespace.encode() + b"\0"
     return xxhash.xxh3_64_intdigest(prefix + encoded_key) - (1 << 63)
 
 
-_PREFIXES: dict[str, bytes] = {}
+#: ``namespace + NUL`` as bytes, per namespace seen (the cache's read path inlines entry_id).
+ID_PREFIXES: dict[str, bytes] = {}
 
 
 def value_relpath(entry: int, stamp: int) -> str:

@@ -39,6 +39,7 @@ from .errors import (
     ConfigError,
     RequestError,
     ResmanError,
+    ResourceNotFoundError,
 )
 from .gpu import GpuReader
 from .keys import check_namespace, encode_key
@@ -50,17 +51,23 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .live import LiveStore
+    from .registry import Registry, Resource
     from .session import Session
 
 __all__ = [
+    "REGISTRY_PARAMS",
     "KernelInfo",
     "MetricsSampler",
     "cache_report",
     "checkpoints_report",
     "clear_cache",
     "delete_checkpoint",
+    "existing_registry",
     "metrics_report",
     "progress_report",
+    "registry_item_report",
+    "registry_report",
+    "resources_report",
 ]
 
 #: Monitor samples of a kernel shown by default: the last five minutes...
@@ -539,3 +546,313 @@ def delete_checkpoint(session: Session, name: Any) -> dict[str, Any]:
         raise CheckpointNotFoundError(f"no checkpoint named {name!r}; "
                                       "GET /resman/api/checkpoints lists them")
     return {"deleted": name, "versions": removed}
+
+
+# -- registry ----------------------------------------------------------------------------
+
+#: Query parameters of ``GET /resman/api/registry`` (``class`` is ``resource_class``).
+REGISTRY_PARAMS = ("kind", "class", "name", "parent", "removed", "limit", "offset", "order")
+#: Resources on one page of the registry list by default...
+REGISTRY_PAGE = 50
+#: ...and at most (a page is serialized whole, on every poll of the sidebar).
+REGISTRY_MAX_PAGE = 500
+#: Direct children listed with one resource (``children_total`` counts them all).
+CHILDREN_LIMIT = 100
+#: Newest history entries listed with one resource.
+HISTORY_LIMIT = 20
+_REGISTRY_ORDERS = ("created_at", "updated_at", "name", "kind", "resource_class", "id")
+_REMOVED = {"false": False, "0": False, "no": False, "true": True, "1": True, "yes": True,
+            "any": None, "all": None}
+
+
+def existing_registry(session: Session) -> Registry | None:
+    """The session's registry, or ``None`` while the home has none (and none is configured).
+
+    ``session.registry`` creates ``registry.sqlite`` on first use. A front end
+    that only *shows* the registry must not leave an empty database in every
+    home it looks at, nor run migrations to learn that nothing is there. A
+    configured ``registry_url`` (a shared PostgreSQL) always counts as existing.
+
+    >>> import tempfile
+    >>> from jupyter_resman.core import Session
+    >>> with Session(home=tempfile.mkdtemp()) as s:
+    ...     existing_registry(s) is None, s.home.registry_db.exists()
+    (True, False)
+    """
+    if session.settings.registry_url or session.home.registry_db.exists():
+        return session.registry
+    return None
+
+
+def registry_report(session: Session, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One page of registry resources matching ``params``, and how many match in all.
+
+    ``params`` holds the query parameters of :data:`REGISTRY_PARAMS` as
+    strings (absent or ``""``: no filter): ``kind`` (a kind or
+    ``container``), ``class``, ``name`` (text the name contains, or a
+    pattern of the whole name with ``*`` wildcards), ``parent`` (an id: its
+    direct children), ``removed`` (``false``, ``true`` or ``any``),
+    ``limit``, ``offset`` and ``order`` (a field, ``-`` first for newest or
+    largest first; default ``-created_at``). A malformed one raises
+    :class:`RequestError`. Without a registry in the home the page is empty
+    and ``exists`` is false; nothing is created.
+
+    >>> import tempfile
+    >>> from jupyter_resman.core import Session
+    >>> with Session(home=tempfile.mkdtemp()) as s:
+    ...     report = registry_report(s, {"kind": "asset"})
+    ...     report["exists"], report["resources"], report["total"]
+    (False, [], 0)
+    """
+    from .registry.resources import KINDS  # SQLAlchemy: only when the registry is asked for
+
+    params = {} if params is None else params
+    filters: dict[str, Any] = {"removed": _removed(_param(params, "removed"))}
+    kind = _param(params, "kind")
+    if kind is not None:
+        if kind.lower() not in KINDS and kind.lower() != "container":
+            raise RequestError(f"kind={kind!r} is not a kind; use one of "
+                               f"{', '.join(sorted(KINDS))} or container")
+        filters["kind"] = kind.lower()
+    resource_class = _param(params, "class")
+    if resource_class is not None:
+        filters["resource_class"] = resource_class
+    name = _param(params, "name")
+    if name is not None:
+        filters["name"] = name if "*" in name else f"*{name}*"
+    parent = _param(params, "parent")
+    if parent is not None:
+        filters["parent"] = resource_id_of(parent, "parent")
+    limit = _whole(_param(params, "limit"), "limit", REGISTRY_PAGE, 1, REGISTRY_MAX_PAGE)
+    offset = _whole(_param(params, "offset"), "offset", 0, 0, None)
+    order = _param(params, "order") or "-created_at"
+    if order.lstrip("-") not in _REGISTRY_ORDERS:
+        raise RequestError(f"order={order!r}: use one of {', '.join(_REGISTRY_ORDERS)}, "
+                           "with - first for the reverse order (e.g. -created_at)")
+    registry = existing_registry(session)
+    out: dict[str, Any] = {
+        "exists": registry is not None,
+        "location": registry.url if registry is not None else str(session.home.registry_db),
+        "kinds": [*sorted(KINDS), "container"],
+        "limit": limit, "offset": offset, "order": order,
+    }
+    if registry is None:
+        return {**out, "resources": [], "total": 0}
+    total = registry.count(**filters)
+    rows: list[Resource] = registry.query(  # type: ignore[assignment]
+        **filters, order_by=order, limit=limit, offset=offset)
+    return {**out, "resources": [r.to_dict() for r in rows], "total": total}
+
+
+def registry_item_report(session: Session, resource_id: Any) -> dict[str, Any]:
+    """One resource (removed ones too), where it sits, what it holds, and its recent history.
+
+    * ``resource``: ``Resource.to_dict()``;
+    * ``hierarchy``: ``resource_id``, ``ancestor_ids`` (the parent first) and
+      ``descendants`` (how many resources are inside it, at any depth);
+      ``None`` for a removed resource;
+    * ``ancestors``: those ancestors' ``to_dict()``, in the same order;
+    * ``children``: the first :data:`CHILDREN_LIMIT` resources directly
+      inside, oldest first; ``children_total`` counts them all;
+    * ``history``: the newest :data:`HISTORY_LIMIT` changes, newest first
+      (``HistoryEntry.to_dict()`` plus ``changes``: ``{field: [old, new]}``).
+
+    A malformed id raises :class:`RequestError`, an unknown one
+    :class:`~.errors.ResourceNotFoundError`.
+    """
+    wanted = resource_id_of(resource_id, "id")
+    registry = existing_registry(session)
+    if registry is None:
+        raise ResourceNotFoundError(f"no resource with id {wanted!r}: there is no registry in "
+                                    f"{session.home.root} yet")
+    resource = registry.get(wanted, include_removed=True)
+    history: list[Any] = registry.history(  # type: ignore[assignment]
+        wanted, newest_first=True, limit=HISTORY_LIMIT)
+    place: dict[str, Any] | None = None
+    ancestors: list[Resource] = []
+    children: list[Resource] = []
+    children_total = 0
+    if resource.removed is None:
+        hierarchy = registry.hierarchy(wanted)
+        ancestors = [registry.get(a, include_removed=True) for a in hierarchy.ancestor_ids]
+        children_total = len(hierarchy.descendant_ids.get(wanted, ()))
+        if children_total:
+            children = registry.query(  # type: ignore[assignment]
+                parent=wanted, order_by="created_at", limit=CHILDREN_LIMIT)
+        # Not the descendant ids themselves: a freezer can hold 100,000 samples.
+        place = {"resource_id": wanted, "ancestor_ids": list(hierarchy.ancestor_ids),
+                 "descendants": sum(len(ids) for ids in hierarchy.descendant_ids.values())}
+    return {
+        "resource": resource.to_dict(),
+        "hierarchy": place,
+        "ancestors": [a.to_dict() for a in ancestors],
+        "children": [c.to_dict() for c in children],
+        "children_total": children_total,
+        "history": [{**entry.to_dict(),
+                     "changes": {k: list(v) for k, v in entry.changes().items()}}
+                    for entry in history],
+    }
+
+
+def resource_id_of(value: Any, name: str) -> str:
+    """A registry id (a ULID) in its canonical upper-case form, or :class:`RequestError`.
+
+    >>> resource_id_of("01m8madfde0rqhz5476592cwcz", "id")
+    '01M8MADFDE0RQHZ5476592CWCZ'
+    """
+    from ulid import ULID
+
+    try:
+        if not isinstance(value, str):
+            raise TypeError
+        return str(ULID.from_str(value.strip()))
+    except (TypeError, ValueError):
+        raise RequestError(f"{name}={str(value)[:60]!r} is not a registry id; ids are 26-letter "
+                           "ULIDs such as 01J9ZQ3V5X7K2M4N6P8R0T2W4Y "
+                           "(GET /resman/api/registry lists them)") from None
+
+
+def _param(params: Mapping[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be text, not {type(value).__name__}")
+    value = value.strip()
+    return value or None
+
+
+def _removed(value: str | None) -> bool | None:
+    if value is None:
+        return False
+    try:
+        return _REMOVED[value.lower()]
+    except KeyError:
+        raise RequestError(f"removed={value!r}: use false (live resources, the default), "
+                           "true (removed ones) or any") from None
+
+
+def _whole(value: str | None, name: str, default: int, low: int, high: int | None) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = low - 1
+    if number < low or (high is not None and number > high):
+        bounds = f"{low}..{high}" if high is not None else f">= {low}"
+        raise RequestError(f"{name}={value!r} must be a whole number {bounds}")
+    return number
+
+
+# -- resource providers -----------------------------------------------------------------------
+
+_HEALTH = ("healthy", "degraded", "unhealthy", "unknown")
+_COUNTERS = ("acquisitions", "releases", "failures", "timeouts", "created", "destroyed",
+             "invalidated")
+_TIMES = ("avg_acquire_s", "avg_hold_s", "max_hold_s")
+
+
+def resources_report(session: Session, kernels: Iterable[KernelInfo | Mapping[str, Any]], *,
+                     now: float | None = None) -> dict[str, Any]:
+    """The resource providers each process published, matched to kernels by pid.
+
+    Each kernel's :class:`~.resources.ResourceManager` publishes a snapshot
+    to the live feed (after registrations, cells and health checks, and at
+    most every few seconds while resources come and go), so the server never
+    asks a kernel. Per provider: ``health`` (``None`` until a check ran),
+    ``pool`` (in use, idle, waiting, sizes), ``owners`` (who holds what, for
+    how long now) and ``metrics``. Rows are ordered like
+    :func:`progress_report`; providers by name.
+    """
+    from .resources.feed import published
+
+    now = time.time() if now is None else now
+    by_pid = {k.pid: k for k in map(KernelInfo.coerce, kernels) if k.pid is not None}
+    rows = []
+    for pid, snapshot in published(session.live).items():
+        if not isinstance(snapshot, Mapping) or not isinstance(snapshot.get("providers"), Mapping):
+            continue  # a garbled record (another version, a bug): not worth a 500
+        updated = _number(snapshot.get("updated"), now)
+        age = max(0.0, now - updated)  # a lease is as old as published, plus this
+        providers = [_provider(str(name), info, age)
+                     for name, info in sorted(snapshot["providers"].items())]
+        kernel = by_pid.get(pid)
+        rows.append({
+            "pid": pid,
+            "kernel_id": kernel.kernel_id if kernel else None,
+            "path": kernel.path if kernel else None,
+            "updated": updated,
+            "providers": providers,
+        })
+    rows.sort(key=lambda r: (r["kernel_id"] is None, r["path"] or "", r["pid"]))
+    return {"time": now, "kernels": rows}
+
+
+def _provider(name: str, info: Any, age: float) -> dict[str, Any]:
+    info = info if isinstance(info, Mapping) else {}
+    metrics = info.get("metrics") if isinstance(info.get("metrics"), Mapping) else {}
+    pool = info.get("pool") if isinstance(info.get("pool"), Mapping) else {}
+    owners: dict[str, dict[str, Any]] = {}
+    for lease in info.get("leases") or ():
+        if not isinstance(lease, Mapping):
+            continue
+        held = _number(lease.get("held_s"), 0.0) + age
+        owner = str(lease.get("owner", "?"))
+        row = owners.setdefault(owner, {"owner": owner, "count": 0, "held_s": 0.0, "leases": []})
+        row["count"] += 1
+        row["held_s"] = max(row["held_s"], held)
+        row["leases"].append({
+            "id": lease.get("id"), "held_s": held,
+            "acquired_at": _number(lease.get("acquired_at"), None),
+            "where": str(lease.get("where") or ""), "thread": str(lease.get("thread") or ""),
+        })
+    health = info.get("health") if isinstance(info.get("health"), Mapping) else None
+    return {
+        "name": name,
+        "kind": str(info.get("kind") or metrics.get("kind") or ""),
+        "target": str(info.get("target") or ""),
+        "health": None if health is None else {
+            "status": health.get("status") if health.get("status") in _HEALTH else "unknown",
+            "message": str(health.get("message") or ""),
+            "latency_s": _number(health.get("latency_s"), None),
+            "checked_at": _number(health.get("checked_at"), None),
+        },
+        "pool": {
+            "in_use": int(_number(metrics.get("active"), 0)),
+            "idle": int(_number(metrics.get("idle"), 0)),
+            "waiting": int(_number(metrics.get("waiting"), 0)),
+            "peak": int(_number(metrics.get("peak_active"), 0)),
+            "min_size": int(_number(pool.get("min_size"), 0)),
+            "max_size": int(_number(pool.get("max_size", metrics.get("max_size")), 0)),
+        },
+        # Longest held first: the owner most likely to have forgotten a release.
+        "owners": sorted(owners.values(), key=lambda o: (-o["held_s"], o["owner"])),
+        "metrics": {
+            **{k: int(_number(metrics.get(k), 0)) for k in _COUNTERS},
+            **{k: _number(metrics.get(k), 0.0) for k in _TIMES},
+            "provider": _scalars(metrics.get("provider")),
+        },
+    }
+
+
+def _number(value: Any, default: Any) -> Any:
+    """A finite number from a published record, else ``default`` (JSON has no NaN)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return default
+    return value
+
+
+def _scalars(value: Any) -> dict[str, Any]:
+    """A provider's own figures, as JSON scalars (anything else as its text)."""
+    if not isinstance(value, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if item is None or isinstance(item, (str, bool, int)):
+            out[str(key)] = item
+        elif isinstance(item, float):
+            out[str(key)] = item if math.isfinite(item) else None
+        else:
+            out[str(key)] = str(item)
+    return out

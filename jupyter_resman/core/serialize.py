@@ -62,6 +62,7 @@ MAC_SIZE = 32
 _PREFIX = struct.Struct("<4sBBBBI")
 _SEGMENT = struct.Struct("<QQ16s")
 _LEN = struct.Struct("<I")
+_STORED = struct.Struct("<8xQ")  # just the stored length of a segment entry
 _NO_CHECKSUM = bytes(16)
 #: The prefix of a packed, uncompressed, single-segment pickle: the common small value.
 _SIMPLE_PREFIX = _PREFIX.pack(MAGIC, FORMAT_VERSION, KIND_PICKLE, 0, 1, 0)
@@ -368,13 +369,16 @@ class Codec:
         """:meth:`loads` of ``blob[offset:]`` without copying or slicing it first."""
         if blob[offset:offset + _PREFIX.size] != _SIMPLE_PREFIX:
             return self.loads(memoryview(blob)[offset:], context=context)
-        _length, stored, _ = _SEGMENT.unpack_from(blob, offset + _PREFIX.size)
+        (stored,) = _STORED.unpack_from(blob, offset + _PREFIX.size)
         start = offset + _SIMPLE_DATA
         if len(blob) - start != stored:
             raise IntegrityError(f"value is truncated ({len(blob) - offset} of "
                                  f"{stored + _SIMPLE_DATA} bytes)")
         inband = blob[start:]
-        expected = self._mac(context, blob[offset:offset + _SIMPLE_HEAD], inband)
+        h = self._mac_base.copy()
+        h.update(b"".join((_LEN.pack(len(context)), context, blob[offset:offset + _SIMPLE_HEAD],
+                           inband)))
+        expected = h.digest()
         if not hmac.compare_digest(expected, blob[offset + _SIMPLE_HEAD:start]):
             raise IntegrityError("signature check failed: the value was not written by this "
                                  "home's key (tampered, planted or from another home)",
