@@ -42,11 +42,17 @@ def per_op(fn, keys, rounds: int) -> float:
     return statistics.median(times)
 
 
-def alternate(pairs: dict, rounds: int) -> dict:
-    """Run each named zero-argument callable once per round, alternating; median each."""
+def alternate(pairs: dict, rounds: int, sync: bool = False) -> dict:
+    """Run each named zero-argument callable once per round, alternating; median each.
+
+    ``sync``: flush dirty pages before each call, so a write never pays for the
+    writeback the previous one left behind (this disk is slow and shared).
+    """
     samples = {name: [] for name in pairs}
     for _ in range(rounds):
         for name, fn in pairs.items():
+            if sync:
+                os.sync()
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
@@ -140,7 +146,7 @@ def main() -> None:
         t = alternate({"set": lambda: arr_cache.set("array", big),
                        "save": lambda: np.save(npy, big),
                        "get": lambda: arr_cache.get("array"),
-                       "load": lambda: np.load(npy)}, rounds)
+                       "load": lambda: np.load(npy)}, rounds, sync=True)
         gbps = big.nbytes / 1e9
         record("100 MB array set", t["set"], "np.save", t["save"], "≥ 0.8× throughput",
                t["save"] / t["set"] >= 0.8, f"{gbps / t['set']:.2f} vs {gbps / t['save']:.2f} GB/s")
@@ -172,7 +178,8 @@ def main() -> None:
         df_cache.set("frame", df)
         pickle_dump()
         t = alternate({"set": lambda: df_cache.set("frame", df), "dump": pickle_dump,
-                       "get": lambda: df_cache.get("frame"), "load": pickle_load}, rounds)
+                       "get": lambda: df_cache.get("frame"), "load": pickle_load}, rounds,
+                      sync=True)
         record("1e6×5 DataFrame set", t["set"], "pickle 5 dump", t["dump"], "≥ 0.8× throughput",
                t["dump"] / t["set"] >= 0.8)
         record("1e6×5 DataFrame get", t["get"], "pickle 5 load", t["load"], "≥ 0.8× throughput",
