@@ -67,6 +67,7 @@ __all__ = [
     "progress_report",
     "registry_item_report",
     "registry_report",
+    "resource_id_of",
     "resources_report",
 ]
 
@@ -566,12 +567,8 @@ _REMOVED = {"false": False, "0": False, "no": False, "true": True, "1": True, "y
 
 
 def existing_registry(session: Session) -> Registry | None:
-    """The session's registry, or ``None`` while the home has none (and none is configured).
-
-    ``session.registry`` creates ``registry.sqlite`` on first use. A front end
-    that only *shows* the registry must not leave an empty database in every
-    home it looks at, nor run migrations to learn that nothing is there. A
-    configured ``registry_url`` (a shared PostgreSQL) always counts as existing.
+    """The session's registry, or ``None`` while the home has none (see
+    :meth:`Session.existing_registry`: looking never creates ``registry.sqlite``).
 
     >>> import tempfile
     >>> from jupyter_resman.core import Session
@@ -579,9 +576,7 @@ def existing_registry(session: Session) -> Registry | None:
     ...     existing_registry(s) is None, s.home.registry_db.exists()
     (True, False)
     """
-    if session.settings.registry_url or session.home.registry_db.exists():
-        return session.registry
-    return None
+    return session.existing_registry()
 
 
 def registry_report(session: Session, params: Mapping[str, Any] | None = None) -> dict[str, Any]:

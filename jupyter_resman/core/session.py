@@ -102,6 +102,17 @@ class Session:
 
         return self._part("registry", lambda: Registry(self))
 
+    def existing_registry(self) -> Registry | None:
+        """The registry if this home has one (or one is configured), else ``None``.
+
+        :attr:`registry` creates ``registry.sqlite`` on first use; front ends that
+        only *show* or *look into* the registry (panels, REST, a dry run) call this
+        instead, so looking never leaves an empty database behind.
+        """
+        if self.settings.registry_url or self.home.registry_db.exists():
+            return self.registry
+        return None
+
     def workspace(self, dataset_id: str) -> Path:
         """The managed folder of a registered dataset (metadata.json, embeddings/, cache/)."""
         return self.registry.workspace(dataset_id)

@@ -154,7 +154,34 @@ class CheckpointHandler(ResmanHandler):
         await self.respond(lambda: reports.delete_checkpoint(self.extension.session, name))
 
 
-#: ``(path under {base_url}resman/api/, handler)``; the checkpoint name is URL-decoded.
+class RegistryHandler(ResmanHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        # Only the parameters the report knows: a browser's cache-busting "?1712..." is ignored.
+        params = {name: self.get_query_argument(name, None) for name in reports.REGISTRY_PARAMS}
+        await self.respond(lambda: reports.registry_report(self.extension.session, params))
+
+
+class RegistryItemHandler(ResmanHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, resource_id: str) -> None:
+        await self.respond(
+            lambda: reports.registry_item_report(self.extension.session, resource_id))
+
+
+class ResourcesHandler(ResmanHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        kernels = await self.kernels()
+        await self.respond(lambda: reports.resources_report(self.extension.session, kernels))
+
+
+#: ``(path under {base_url}resman/api/, handler)``; names and ids in paths are URL-decoded.
+#: Every route is read-only except cache/clear and checkpoint DELETE: the registry and the
+#: resource providers are changed only from kernels.
 ROUTES: list[tuple[str, type[ResmanHandler]]] = [
     ("metrics", MetricsHandler),
     ("cache", CacheHandler),
@@ -162,6 +189,9 @@ ROUTES: list[tuple[str, type[ResmanHandler]]] = [
     ("progress", ProgressHandler),
     ("checkpoints", CheckpointsHandler),
     ("checkpoints/(.+)", CheckpointHandler),
+    ("registry", RegistryHandler),
+    ("registry/(.+)", RegistryItemHandler),
+    ("resources", ResourcesHandler),
 ]
 
 

@@ -157,10 +157,7 @@ class RegistryPanel(widgets.VBox):
 
     def _registry(self) -> Registry | None:
         """The session's registry, or ``None`` while the home has none (not created here)."""
-        session = self.session
-        if session.settings.registry_url or session.home.registry_db.exists():
-            return session.registry
-        return None
+        return self.session.existing_registry()
 
     def _filters(self) -> dict[str, Any]:
         filters: dict[str, Any] = {"removed": None if self.removed_filter.value else False}

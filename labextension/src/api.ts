@@ -12,7 +12,10 @@ import type {
   ICacheReport,
   ICheckpointList,
   IMetrics,
-  IProgressReport
+  IProgressReport,
+  IRegistryItem,
+  IRegistryList,
+  IResourcesReport
 } from './types';
 
 /** The routes' prefix under the server's base URL. */
@@ -109,5 +112,17 @@ export class ResmanClient implements IResmanClient {
     return requestAPI(`checkpoints/${encodeURIComponent(name)}`, this.settings, {
       method: 'DELETE'
     });
+  }
+
+  registry(params: Record<string, string>): Promise<IRegistryList> {
+    return requestAPI<IRegistryList>('registry', this.settings, {}, params);
+  }
+
+  registryItem(id: string): Promise<IRegistryItem> {
+    return requestAPI<IRegistryItem>(`registry/${encodeURIComponent(id)}`, this.settings);
+  }
+
+  resources(): Promise<IResourcesReport> {
+    return requestAPI<IResourcesReport>('resources', this.settings);
   }
 }

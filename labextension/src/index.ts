@@ -32,7 +32,8 @@ namespace CommandIDs {
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
-  description: 'The Resources sidebar: kernel memory and CPU, progress, cache and checkpoints.',
+  description:
+    'The Resources sidebar: kernel memory and CPU, progress, cache, checkpoints, resource providers and the registry.',
   autoStart: true,
   optional: [ISettingRegistry, IStatusBar, ILayoutRestorer, ICommandPalette],
   activate: (

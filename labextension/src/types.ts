@@ -174,3 +174,133 @@ export interface ICheckpoint {
 export interface ICheckpointList {
   checkpoints: ICheckpoint[];
 }
+
+/**
+ * One registry resource: `Resource.to_dict()`. Unlike the rest of the API,
+ * its times are ISO 8601 strings (UTC). Kinds add their own fields
+ * (`quantity`, `capacity`, `unit`, `rows`, `columns`…).
+ */
+export interface IRegistryResource {
+  kind: string;
+  id: string;
+  name: string;
+  resource_class: string;
+  owner: string | null;
+  attributes: Record<string, unknown>;
+  parent_id: string | null;
+  key: string | null;
+  version: number;
+  created_at: string;
+  updated_at: string;
+  removed_at: string | null;
+  [field: string]: unknown;
+}
+
+/** `GET /resman/api/registry`: one page of the resources matching the filters. */
+export interface IRegistryList {
+  /** False while the home has no registry (none is created by asking). */
+  exists: boolean;
+  /** The registry database (file or URL without password), or where it will be. */
+  location: string;
+  /** The kinds a `kind` filter accepts (`container` matches every container kind). */
+  kinds: string[];
+  limit: number;
+  offset: number;
+  order: string;
+  resources: IRegistryResource[];
+  /** How many resources match, on every page together. */
+  total: number;
+}
+
+/** One recorded change of a resource. */
+export interface IRegistryChange {
+  id: number;
+  resource_id: string;
+  version: number;
+  change_type: 'added' | 'updated' | 'removed' | 'restored' | string;
+  changed_at: string;
+  detail: string | null;
+  /** `{field: [old, new]}` of the fields this change touched. */
+  changes: Record<string, [unknown, unknown]>;
+}
+
+/** `GET /resman/api/registry/{id}`. */
+export interface IRegistryItem {
+  resource: IRegistryResource;
+  /** Null for a removed resource. */
+  hierarchy: { resource_id: string; ancestor_ids: string[]; descendants: number } | null;
+  /** The resources of `hierarchy.ancestor_ids`, the parent first. */
+  ancestors: IRegistryResource[];
+  /** The first resources directly inside (oldest first); `children_total` counts them all. */
+  children: IRegistryResource[];
+  children_total: number;
+  /** The newest changes, newest first. */
+  history: IRegistryChange[];
+}
+
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy' | 'unknown';
+
+/** One resource a provider handed out, still held. */
+export interface IProviderLease {
+  id: number | null;
+  /** Seconds held until the report was made. */
+  held_s: number;
+  acquired_at: number | null;
+  where: string;
+  thread: string;
+}
+
+/** Everything one owner (a cell, a thread) holds of a provider. */
+export interface IProviderOwner {
+  owner: string;
+  count: number;
+  /** The longest hold of this owner, in seconds. */
+  held_s: number;
+  leases: IProviderLease[];
+}
+
+/** One provider registered in a kernel, as it last published it. */
+export interface IProvider {
+  name: string;
+  kind: string;
+  target: string;
+  /** Null until a health check ran in the kernel. */
+  health: {
+    status: HealthStatus;
+    message: string;
+    latency_s: number | null;
+    checked_at: number | null;
+  } | null;
+  pool: { in_use: number; idle: number; waiting: number; peak: number; min_size: number; max_size: number };
+  /** Longest hold first. */
+  owners: IProviderOwner[];
+  metrics: {
+    acquisitions: number;
+    releases: number;
+    failures: number;
+    timeouts: number;
+    created: number;
+    destroyed: number;
+    invalidated: number;
+    avg_acquire_s: number;
+    avg_hold_s: number;
+    max_hold_s: number;
+    provider: Record<string, string | number | boolean | null>;
+  };
+}
+
+/** The providers one process publishes. */
+export interface IResourcesSource {
+  pid: number;
+  kernel_id: string | null;
+  path: string | null;
+  /** When the process last published (epoch seconds). */
+  updated: number;
+  providers: IProvider[];
+}
+
+/** `GET /resman/api/resources`. */
+export interface IResourcesReport {
+  time: number;
+  kernels: IResourcesSource[];
+}

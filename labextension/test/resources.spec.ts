@@ -1,7 +1,16 @@
 import { IResmanClient, ResourcesModel, Route } from '../src/model/resources';
 import { DEFAULT_SETTINGS, IResmanSettings } from '../src/model/settings';
-import type { ICacheClearRequest, ICacheReport, ICheckpointList, IMetrics, IProgressReport } from '../src/types';
-import { kernel, metrics, tree } from './fixtures';
+import type {
+  ICacheClearRequest,
+  ICacheReport,
+  ICheckpointList,
+  IMetrics,
+  IProgressReport,
+  IRegistryItem,
+  IRegistryList,
+  IResourcesReport
+} from '../src/types';
+import { kernel, metrics, registryList, tree } from './fixtures';
 
 /**
  * A stand-in for the server: answers like docs/rest-api.md, counts calls,
@@ -61,6 +70,18 @@ class FakeServer implements IResmanClient {
 
   deleteCheckpoint(name: string): Promise<{ deleted: string; versions: number }> {
     return Promise.resolve({ deleted: name, versions: 2 });
+  }
+
+  resources(): Promise<IResourcesReport> {
+    return this.answer('resources', () => ({ time: this.time, kernels: [] }));
+  }
+
+  registry(params: Record<string, string>): Promise<IRegistryList> {
+    return this.answer('registry', () => registryList({ offset: Number(params.offset ?? 0) }));
+  }
+
+  registryItem(id: string): Promise<IRegistryItem> {
+    return Promise.reject({ status: 404, message: `no resource with id ${id}` });
   }
 }
 
@@ -131,6 +152,10 @@ describe('ResourcesModel', () => {
     expect(server.calls.progress).toBe(1);
     expect(server.calls.cache).toBe(1);
     expect(server.calls.checkpoints).toBe(1);
+    expect(server.calls.resources).toBe(1);
+    expect(server.calls.registry).toBe(1);
+    expect(model.resources!.kernels).toEqual([]);
+    expect(model.registry.answer!.list.exists).toBe(true);
     expect(model.progress!.kernels[0].trees[0].desc).toBe('epochs');
     expect(model.kernels().map(k => k.kernel_id)).toEqual(['b', 'a']);
     expect(changes).toBeGreaterThanOrEqual(4);

@@ -19,8 +19,17 @@ describe('normalizeSettings', () => {
 
   it('takes the sections that are booleans and keeps the display order', () => {
     const s = normalizeSettings({ sections: { cache: false, progress: 'no', extra: true } });
-    expect(s.sections).toEqual({ kernels: true, progress: true, cache: false, checkpoints: true });
-    expect(visibleSections(s)).toEqual(['kernels', 'progress', 'checkpoints']);
+    expect(s.sections).toEqual({
+      kernels: true,
+      progress: true,
+      cache: false,
+      checkpoints: true,
+      resources: true,
+      registry: true
+    });
+    expect(visibleSections(s)).toEqual(['kernels', 'progress', 'checkpoints', 'resources', 'registry']);
+    const only = normalizeSettings({ sections: { registry: true, resources: false, kernels: false } });
+    expect(visibleSections(only)).toEqual(['progress', 'cache', 'checkpoints', 'registry']);
   });
 });
 

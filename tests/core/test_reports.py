@@ -11,13 +11,16 @@ import time
 import psutil
 import pytest
 
+from jupyter_resman.core import Session
 from jupyter_resman.core.errors import (
     CheckpointNameError,
     CheckpointNotFoundError,
     RequestError,
     ResmanError,
+    ResourceNotFoundError,
 )
 from jupyter_resman.core.gpu import GpuReader
+from jupyter_resman.core.registry import Asset, Grid, Stack
 from jupyter_resman.core.reports import (
     KernelInfo,
     MetricsSampler,
@@ -25,10 +28,16 @@ from jupyter_resman.core.reports import (
     checkpoints_report,
     clear_cache,
     delete_checkpoint,
+    existing_registry,
     metrics_report,
     progress_report,
+    registry_item_report,
+    registry_report,
+    resource_id_of,
+    resources_report,
     thin,
 )
+from jupyter_resman.core.resources import PoolConfig
 
 KERNEL = """
 import sys, time, jupyter_resman as r
@@ -358,6 +367,109 @@ def test_kernel_info_from_a_mapping():
     assert KernelInfo.coerce({"id": "b", "pid": None, "path": "p"}) == KernelInfo("b", path="p")
     info = KernelInfo("c")
     assert KernelInfo.coerce(info) is info
+
+
+
+# -- registry ------------------------------------------------------------------------------
+
+
+def test_looking_at_a_home_never_creates_its_registry(session):
+    assert existing_registry(session) is None
+    assert registry_report(session, {"kind": "grid", "limit": "5"})["exists"] is False
+    with pytest.raises(ResourceNotFoundError, match="no registry"):
+        registry_item_report(session, "01J9ZQ3V5X7K2M4N6P8R0T2W4Y")
+    assert not session.home.registry_db.exists()
+    session.registry.add(Asset(name="s1"))
+    assert existing_registry(session) is session.registry
+
+
+def test_a_configured_registry_url_always_exists(home, tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    with Session(home=home, registry_url=url) as s:
+        assert existing_registry(s) is s.registry
+        assert registry_report(s)["location"] == str(tmp_path / "shared.sqlite")
+
+
+def test_registry_report_pages_and_filters(session):
+    reg = session.registry
+    box = reg.add(Stack(name="box", resource_class="box", capacity=20))
+    for i in range(7):
+        reg.push(box, Asset(name=f"tube {i}", resource_class="tube"))
+    first = registry_report(session, {"class": "tube", "limit": "3", "order": "name"})
+    assert first["total"] == 7 and [r["name"] for r in first["resources"]] == [
+        "tube 0", "tube 1", "tube 2"]
+    last = registry_report(session, {"class": "tube", "limit": "3", "offset": "6",
+                                     "order": "-name"})
+    assert [r["name"] for r in last["resources"]] == ["tube 0"]
+    inside = registry_report(session, {"parent": box.id.lower(), "name": "tube 6"})
+    assert [r["name"] for r in inside["resources"]] == ["tube 6"]
+    assert registry_report(session, {"kind": "CONTAINER"})["total"] == 1
+    json.dumps(first, allow_nan=False)  # what the server sends
+
+
+@pytest.mark.parametrize("params", [
+    {"kind": "spaceship"}, {"removed": "sometimes"}, {"limit": "0"}, {"limit": "501"},
+    {"limit": "1.5"}, {"offset": "-3"}, {"order": "attributes"}, {"parent": "box"},
+    {"name": 7},
+])
+def test_bad_registry_parameters_are_request_errors(session, params):
+    with pytest.raises(RequestError):
+        registry_report(session, params)
+
+
+def test_registry_item_report_of_a_nested_resource(session):
+    reg = session.registry
+    rack = reg.add(Grid(name="rack", rows=2, columns=2))
+    plate = reg.set_child(rack, (0, 0), Grid(name="plate", rows=2, columns=2))
+    well = reg.set_child(plate, (1, 1), Asset(name="well"))
+    data = registry_item_report(session, well.id)
+    assert data["hierarchy"]["ancestor_ids"] == [plate.id, rack.id]
+    assert [a["name"] for a in data["ancestors"]] == ["plate", "rack"]
+    top = registry_item_report(session, rack.id)
+    assert top["hierarchy"]["descendants"] == 2 and top["children_total"] == 1
+    assert [c["name"] for c in top["children"]] == ["plate"]
+    (added,) = top["history"]
+    assert added["change_type"] == "added" and added["changes"]["name"] == [None, "rack"]
+    json.dumps(data, allow_nan=False)
+
+
+def test_resource_ids_are_checked_before_any_query(session):
+    assert resource_id_of(" 01j9zq3v5x7k2m4n6p8r0t2w4y ", "id") == "01J9ZQ3V5X7K2M4N6P8R0T2W4Y"
+    for bad in ("", "x" * 26, "01J9ZQ3V5X7K2M4N6P8R0T2W4", None, 42):
+        with pytest.raises(RequestError, match="not a registry id"):
+            resource_id_of(bad, "id")
+
+
+# -- resource providers -----------------------------------------------------------------------
+
+
+def test_resources_report_reads_the_feed_and_ages_the_leases(session):
+    """What this process published, read back at a later ``now``: holds have grown."""
+    manager = session.resources
+    manager.register_provider("scratch", list, PoolConfig(max_size=4))
+    held = [manager.acquire("scratch", owner=owner) for owner in ("cell-1", "cell-2", "cell-2")]
+    manager.publish()
+    snapshot_time = session.live.processes()[os.getpid()]["resources"]["updated"]
+    data = resources_report(session, [KernelInfo("k1", pid=os.getpid(), path="a.ipynb")],
+                            now=snapshot_time + 60)
+    (row,) = data["kernels"]
+    assert row["kernel_id"] == "k1" and row["path"] == "a.ipynb"
+    (provider,) = row["providers"]
+    assert provider["health"] is None  # no check ran
+    assert provider["pool"]["in_use"] == 3 and provider["pool"]["max_size"] == 4
+    assert [(o["owner"], o["count"]) for o in provider["owners"]] == [("cell-1", 1), ("cell-2", 2)]
+    assert all(60 <= o["held_s"] < 70 for o in provider["owners"])
+    assert provider["metrics"]["acquisitions"] == 3
+    json.dumps(data, allow_nan=False)
+    for resource in held:
+        manager.release("scratch", resource=resource)
+
+
+def test_resources_of_processes_that_are_not_kernels_come_last(session, spawn):
+    pid = spawn("monitor")  # publishes samples but no resources: not listed
+    session.resources.register_provider("mine", list)
+    data = resources_report(session, [KernelInfo("k", pid=pid)])
+    assert [(r["pid"], r["kernel_id"]) for r in data["kernels"]] == [(os.getpid(), None)]
 
 
 def test_the_doctests_hold():

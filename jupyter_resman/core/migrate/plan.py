@@ -169,9 +169,7 @@ def plan_migration(
 
 def _registry_if_present(session: Session) -> Any:
     # A dry run must not create the registry database just to learn it is empty.
-    if session.settings.registry_url or session.home.registry_db.exists():
-        return session.registry
-    return None
+    return session.existing_registry()
 
 
 class Status:

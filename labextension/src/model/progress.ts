@@ -91,8 +91,8 @@ export function flattenTree(tree: IProgressTree, prefix = '', depth = 0): IProgr
   return rows;
 }
 
-/** A label for a publisher: its notebook, else its pid. */
-export function sourceLabel(source: IProgressSource): string {
+/** A label for a publisher (of progress or resources): its notebook, else its pid. */
+export function sourceLabel(source: Pick<IProgressSource, 'pid' | 'kernel_id' | 'path'>): string {
   if (source.kernel_id) {
     return kernelLabel({ kernel_id: source.kernel_id, path: source.path, name: 'kernel' });
   }

@@ -7,7 +7,7 @@
  * runs and is tested without a browser or a server.
  */
 
-import { Poll } from '@lumino/polling';
+import { Debouncer, Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { MetricsHistory, orderKernels } from './kernels';
@@ -18,6 +18,7 @@ import {
   pollFrequency,
   shouldStandby
 } from './polling';
+import { IRegistryAnswer, IRegistryClient, IRegistryFilters, RegistryBrowser } from './registry';
 import { IResmanSettings, SectionName } from './settings';
 import type {
   ICacheClearRequest,
@@ -25,11 +26,12 @@ import type {
   ICheckpointList,
   IKernelMetrics,
   IMetrics,
-  IProgressReport
+  IProgressReport,
+  IResourcesReport
 } from '../types';
 
 /** What the model needs from the server: one method per route. */
-export interface IResmanClient {
+export interface IResmanClient extends IRegistryClient {
   /** `since`: only samples newer than this (epoch seconds); the rest of the answer is whole. */
   metrics(since?: number): Promise<IMetrics>;
   progress(): Promise<IProgressReport>;
@@ -37,6 +39,7 @@ export interface IResmanClient {
   clearCache(request: ICacheClearRequest): Promise<{ removed: number }>;
   checkpoints(): Promise<ICheckpointList>;
   deleteCheckpoint(name: string): Promise<{ deleted: string; versions: number }>;
+  resources(): Promise<IResourcesReport>;
 }
 
 /** What the model needs to know about where it is shown. */
@@ -48,23 +51,39 @@ export interface IViewState {
 }
 
 /** The routes, each polled on its own. */
-export type Route = 'metrics' | 'progress' | 'cache' | 'checkpoints';
+export type Route = 'metrics' | 'progress' | 'cache' | 'checkpoints' | 'resources' | 'registry';
 
 const ROUTE_SECTION: Record<Route, SectionName> = {
   metrics: 'kernels',
   progress: 'progress',
   cache: 'cache',
-  checkpoints: 'checkpoints'
+  checkpoints: 'checkpoints',
+  resources: 'resources',
+  registry: 'registry'
 };
 
+// Providers' snapshots change as cells take and give back resources: fast.
+// The registry changes when someone registers something, and a page of it
+// costs the server a count and a query: slow (filters and paging ask at once).
 const ROUTE_KIND: Record<Route, PollKind> = {
   metrics: 'fast',
   progress: 'fast',
   cache: 'slow',
-  checkpoints: 'slow'
+  checkpoints: 'slow',
+  resources: 'fast',
+  registry: 'slow'
 };
 
-type Payload = IMetrics | IProgressReport | ICacheReport | ICheckpointList;
+/** How long typing in the name filter may pause before the list is asked for (ms). */
+export const FILTER_DEBOUNCE_MS = 300;
+
+type Payload =
+  | IMetrics
+  | IProgressReport
+  | ICacheReport
+  | ICheckpointList
+  | IResourcesReport
+  | IRegistryAnswer;
 
 function pageHidden(): boolean {
   return typeof document !== 'undefined' && document.visibilityState === 'hidden';
@@ -76,6 +95,8 @@ export class ResourcesModel {
     this._settings = options.settings;
     this._view = options.view;
     this.history = new MetricsHistory(options.settings.historyWindow);
+    this.registry = new RegistryBrowser({ client: options.client, pageSize: options.registryPageSize });
+    this._filterDebouncer = new Debouncer(() => this.refresh(['registry']), FILTER_DEBOUNCE_MS);
     for (const route of Object.keys(ROUTE_SECTION) as Route[]) {
       this._polls.set(route, this.makePoll(route));
     }
@@ -103,6 +124,50 @@ export class ResourcesModel {
 
   get checkpoints(): ICheckpointList | null {
     return this._data.checkpoints as ICheckpointList | null;
+  }
+
+  /** The resource providers every process published. */
+  get resources(): IResourcesReport | null {
+    return this._data.resources as IResourcesReport | null;
+  }
+
+  /**
+   * The Registry section's state (filters, page, selection) and the last
+   * answer for it. Change it through {@link setRegistryFilters},
+   * {@link setRegistryPage} and {@link selectResource}, which ask at once.
+   */
+  readonly registry: RegistryBrowser;
+
+  /**
+   * Filter the registry list (back to its first page). A kind asks at once;
+   * typing a name asks once the typing pauses.
+   */
+  setRegistryFilters(filters: Partial<IRegistryFilters>): void {
+    if (!this.registry.setFilters(filters)) {
+      return;
+    }
+    this._changed.emit();
+    if (filters.name !== undefined) {
+      void this._filterDebouncer.invoke();
+    } else {
+      void this.refresh(['registry']);
+    }
+  }
+
+  /** Show another page of the registry list (0-based, kept within the pages there are). */
+  setRegistryPage(page: number): void {
+    if (this.registry.setPage(page)) {
+      this._changed.emit();
+      void this.refresh(['registry']);
+    }
+  }
+
+  /** Show a registry resource in depth (null: close the details). */
+  selectResource(id: string | null): void {
+    if (this.registry.select(id)) {
+      this._changed.emit();
+      void this.refresh(['registry']);
+    }
   }
 
   /** The last failure of a route (a message for the user), or null. */
@@ -215,6 +280,7 @@ export class ResourcesModel {
       return;
     }
     this._disposed = true;
+    this._filterDebouncer.dispose();
     for (const poll of this._polls.values()) {
       // `dispose()` alone leaves the next tick's timer pending (up to the
       // backoff ceiling); stopping first clears it synchronously.
@@ -230,7 +296,9 @@ export class ResourcesModel {
       metrics: () => this._client.metrics(this.history.samplesSince()),
       progress: () => this._client.progress(),
       cache: () => this._client.cache(),
-      checkpoints: () => this._client.checkpoints()
+      checkpoints: () => this._client.checkpoints(),
+      resources: () => this._client.resources(),
+      registry: () => this.registry.fetch()
     };
     const poll = new Poll<Payload, unknown>({
       auto: false,
@@ -250,7 +318,15 @@ export class ResourcesModel {
   }
 
   private accept(route: Route, payload: Payload): void {
-    this._data[route] = payload;
+    if (route === 'registry') {
+      const verdict = this.registry.accept(payload as IRegistryAnswer);
+      if (verdict === 'refetch') {
+        void this.refresh(['registry']);
+      }
+      // A stale answer still says the server works: fall through to clear the error.
+    } else {
+      this._data[route] = payload;
+    }
     if (route === 'metrics') {
       this.history.update(payload as IMetrics);
     }
@@ -290,11 +366,14 @@ export class ResourcesModel {
     metrics: null,
     progress: null,
     cache: null,
-    checkpoints: null
+    checkpoints: null,
+    resources: null,
+    registry: null
   };
   private _errors = new Map<Route, string>();
   private _failures = new Map<Route, FailureKind>();
   private _changed = new Signal<this, void>(this);
+  private _filterDebouncer: Debouncer;
   private _disposed = false;
 }
 
@@ -303,5 +382,7 @@ export namespace ResourcesModel {
     client: IResmanClient;
     settings: IResmanSettings;
     view: IViewState;
+    /** Resources on one page of the registry list (default `REGISTRY_PAGE_SIZE`). */
+    registryPageSize?: number;
   }
 }

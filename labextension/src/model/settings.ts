@@ -4,7 +4,7 @@
  * bad value must fall back to the default rather than break polling.
  */
 
-export const SECTIONS = ['kernels', 'progress', 'cache', 'checkpoints'] as const;
+export const SECTIONS = ['kernels', 'progress', 'cache', 'checkpoints', 'resources', 'registry'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
 export interface IResmanSettings {
@@ -21,7 +21,14 @@ export interface IResmanSettings {
 export const DEFAULT_SETTINGS: IResmanSettings = {
   refreshInterval: 2,
   historyWindow: 300,
-  sections: { kernels: true, progress: true, cache: true, checkpoints: true },
+  sections: {
+    kernels: true,
+    progress: true,
+    cache: true,
+    checkpoints: true,
+    resources: true,
+    registry: true
+  },
   statusBar: true
 };
 

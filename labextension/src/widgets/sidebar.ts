@@ -1,5 +1,5 @@
 /**
- * The "Resources" sidebar: an accordion of the four sections, shown or
+ * The "Resources" sidebar: an accordion of its sections, shown or
  * hidden per the settings, that tells the model when it becomes visible so
  * the first figures arrive at once instead of at the next tick.
  */
@@ -16,6 +16,8 @@ import { CacheView, clearAllButton } from './cache';
 import { CheckpointsView } from './checkpoints';
 import { KernelsView } from './kernels';
 import { ProgressView } from './progress';
+import { ProvidersView } from './providers';
+import { RegistryView } from './registry';
 import { Section } from './section';
 
 export const SIDEBAR_ID = 'jupyter-resman-sidebar';
@@ -24,7 +26,10 @@ const LABELS: Record<SectionName, string> = {
   kernels: 'Kernels',
   progress: 'Progress',
   cache: 'Cache',
-  checkpoints: 'Checkpoints'
+  checkpoints: 'Checkpoints',
+  // Not "Resources": that is the whole sidebar.
+  resources: 'Resource providers',
+  registry: 'Registry'
 };
 
 /** Share of the sidebar's height each section starts with (the graphs need most). */
@@ -32,14 +37,18 @@ const WEIGHTS: Record<SectionName, number> = {
   kernels: 4,
   progress: 2,
   cache: 3,
-  checkpoints: 1
+  checkpoints: 1,
+  resources: 2,
+  registry: 3
 };
 
 const VIEWS: Record<SectionName, (props: { model: ResourcesModel }) => JSX.Element> = {
   kernels: KernelsView,
   progress: ProgressView,
   cache: CacheView,
-  checkpoints: CheckpointsView
+  checkpoints: CheckpointsView,
+  resources: ProvidersView,
+  registry: RegistryView
 };
 
 export class ResourcesPanel extends SidePanel {
