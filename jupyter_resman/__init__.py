@@ -1,9 +1,14 @@
 """jupyter_resman: one place to manage what long notebook computations consume and produce.
 
->>> import jupyter_resman as resman
->>> s = resman.get_session()                     # doctest: +SKIP
->>> @resman.cached()                             # doctest: +SKIP
-... def embed(texts): ...
+Typical use (the default session lives in ``RESMAN_HOME``)::
+
+    import jupyter_resman as resman
+    s = resman.get_session()
+
+    @resman.cached()
+    def embed(texts): ...
+
+    for epoch in resman.track(range(10), desc="epochs"): ...
 
 The public API lives in :mod:`jupyter_resman.core`; this module re-exports it
 and holds the Jupyter hooks (``%load_ext jupyter_resman``, the server
