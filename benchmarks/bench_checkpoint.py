@@ -218,9 +218,9 @@ def main() -> None:
                  "overhead (wall)", "overhead (CPU)", "ratio vs 1 %", "target < 1 %"], rows)
         + "\n\n`resumable` = default `max_overhead=0.01` (saves spaced out so they take at most "
         "~1 % of the loop); `strict` = `max_overhead=None` (a save every 10 items whatever it "
-        "costs). Every save is signed (HMAC-SHA256), checksummed, written to a temp file, "
+        "costs). Every save is signed (keyed BLAKE2b), checksummed, written to a temp file, "
         "fsync'd, renamed and the folder fsync'd — the periodic ones by a background thread, "
-        "so the loop pays for encoding (pickle + HMAC) and a hand-off; the final save is "
+        "so the loop pays for encoding (pickle + MAC) and a hand-off; the final save is "
         "synchronous. The pickle baseline does none of that (a crash mid-write loses the "
         "progress file).\n\n"
         f"Resuming a loop at 500/1000 items with 10 KB results (a {resume_bytes / 1e6:.1f} MB "

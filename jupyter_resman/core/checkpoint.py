@@ -32,7 +32,8 @@ temp file, which the next save of that name removes. Saving is two steps —
 :meth:`Checkpoints.begin_save` pickles and signs, :meth:`PendingSave.commit`
 numbers and writes — so a loop can leave the ``fsync`` to another thread.
 
-Both parts of a file are signed with the home's key (HMAC-SHA256): the
+Both parts of a file are signed with the home's key (the header with
+HMAC-SHA256, the value by the codec's keyed BLAKE2b): the
 header (name, version, time, description, meta, and the value's signature)
 and the value, bound to its name and to a nonce in the header, so a
 checkpoint cannot be forged, edited or moved under another name or version
@@ -107,7 +108,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 class CheckpointInfo:
     """What one checkpoint version is, read from its header (nothing unpickled).
 
-    ``checksum`` is the hex HMAC-SHA256 that signs the value (it covers the
+    ``checksum`` is the hex MAC (keyed BLAKE2b) that signs the value (it covers the
     checksums of every raw segment too), so two versions with the same
     checksum hold the same bytes. ``complete`` is False when the file is
     shorter or longer than its header says (a truncated file).

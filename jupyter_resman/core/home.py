@@ -13,7 +13,7 @@ Layout (created on first use, every folder mode ``0700``)::
       logs/                     rotating log files
       live.sqlite               monitor samples and progress bars published by kernels; disposable
       registry.sqlite           dataset and resource registry; never deleted automatically
-      secret.key                HMAC key signing cache values, mode 0600, outside cache/
+      secret.key                MAC key signing cached values, mode 0600, outside cache/
 
 The Jupyter server and every kernel open the same home; nothing in it is
 private to one process.
@@ -85,7 +85,7 @@ class Home:
         return self.root / "secret.key"
 
     def secret_key(self) -> bytes:
-        """The HMAC key, created on first use (0600); checked for owner and mode."""
+        """The secret MAC key, created on first use (0600); checked for owner and mode."""
         return load_or_create_key(self.key_file)
 
     def __repr__(self) -> str:

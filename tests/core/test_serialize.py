@@ -1,5 +1,6 @@
 import io
 import pickle
+import time
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,35 @@ def test_wrong_key_or_context_is_a_security_failure():
     assert info.value.security
     with pytest.raises(IntegrityError):
         Codec(KEY).loads(blob, context=b"b")
+
+
+def test_keys_longer_than_blake2b_takes_still_separate_homes():
+    long_a, long_b = b"a" * 100, b"a" * 99 + b"b"  # differ only past BLAKE2b's 64 key bytes
+    blob = Codec(long_a).dumps([1, 2], context=b"k")
+    assert Codec(long_a).loads(blob, context=b"k") == [1, 2]
+    with pytest.raises(IntegrityError):
+        Codec(long_b).loads(blob, context=b"k")
+
+
+@pytest.mark.parametrize("size", [100, 70_000, 3_000_000])  # both MACs, packed and streamed
+def test_small_and_large_in_band_pickles_are_signed_and_checked(size):
+    value = ["x" * size]  # a str: all of it in band
+    codec = Codec(KEY)
+    for blob in (codec.dumps(value, context=b"c"),
+                 codec.encode(value, context=b"c").to_bytes()):
+        assert codec.loads(blob, context=b"c") == value
+        tampered = bytearray(blob)
+        tampered[-5] ^= 1
+        with pytest.raises(IntegrityError) as info:
+            codec.loads(bytes(tampered), context=b"c")
+        assert info.value.security
+        with pytest.raises(IntegrityError):
+            Codec(b"other" * 8).loads(blob, context=b"c")
+
+
+def test_an_empty_key_is_refused():
+    with pytest.raises(ValueError, match="secret key"):
+        Codec(b"")
 
 
 def test_planted_pickle_is_never_unpickled():
@@ -150,3 +180,38 @@ def test_streamed_and_packed_encodings_are_identical():
     buf = io.BytesIO()
     enc.write_to(buf)
     assert buf.getvalue() == codec.encode(value, context=b"k", aligned=False).to_bytes()
+
+
+def test_large_reads_hash_on_a_helper_thread_that_a_forked_child_remakes(tmp_path):
+    import os
+    codec = Codec(KEY)
+    value = {"a": np.arange(1_000_000, dtype="f8"), "b": np.arange(500_000)}  # 12 MB
+    path = tmp_path / "v"
+    with open(path, "wb") as f:
+        codec.encode(value, context=b"c").write_to(f)
+
+    def load():
+        with open(path, "rb") as f:
+            return codec.read(f, context=b"c")
+
+    assert np.array_equal(load()["a"], value["a"])  # the parent's helper thread now exists
+    pid = os.fork()
+    if pid == 0:  # the child has no copy of that thread: it must make its own, not hang
+        ok = np.array_equal(load()["b"], value["b"])
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        pytest.fail("a forked child hung reading a large value")
+
+    raw = bytearray(path.read_bytes())
+    raw[-100] ^= 1  # damage the last chunk: the check still runs on the helper thread
+    path.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError):
+        load()
