@@ -57,12 +57,24 @@ MIN_RATE_WINDOW_S = 0.05
 FORGET_AFTER_S = 60.0
 #: Container limits change rarely (a pod resize); re-read them this often.
 LIMITS_MAX_AGE_S = 30.0
+#: A tree's descendants are listed again when their list is this old: one walk costs
+#: a read per thread of every process in the tree, and many clients polling the
+#: server should not each pay it. (A monitor at 1 Hz re-walks on every sample.)
+DESCENDANTS_MAX_AGE_S = 0.5
+#: Disk and network counters are re-read at most this often; rates over shorter
+#: windows are noise, so a closer call repeats the previous rates.
+IO_MIN_WINDOW_S = 0.25
 
 # Linux lists a task's children in /proc/<pid>/task/<tid>/children (kernel
 # 3.5+, CONFIG_PROC_CHILDREN). Reading it costs a few µs per thread, where
 # psutil's children() reads /proc/<pid>/stat of *every* process on the machine
 # (about 1 ms for 70 processes, more on a busy hub node).
 _PROC_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+# /proc/<pid>/stat alone has CPU times, threads, RSS and start time: one read per
+# process instead of psutil's three files (stat, statm, status).
+_PROC_STAT = os.path.exists(f"/proc/{os.getpid()}/stat")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 # -- process trees ---------------------------------------------------------------
@@ -92,12 +104,22 @@ class ProcessUsage:
 
 @dataclasses.dataclass
 class _Tracked:
-    process: psutil.Process
+    process: psutil.Process | None  # made only when psutil has to read (USS, not Linux)
+    start: float  # start time as the kernel tells it; a reused pid has another one
     create_time: float
     cpu_total: float
     mono: float
     rate: float
     seen: float
+
+
+@dataclasses.dataclass
+class _Raw:
+    rss: int
+    cpu_total: float  # user + system seconds
+    threads: int
+    start: float
+    create_time: float
 
 
 @dataclasses.dataclass
@@ -119,6 +141,7 @@ class ProcessTreeSampler:
 
     def __init__(self) -> None:
         self._tracked: dict[int, _Tracked] = {}
+        self._trees: dict[int, tuple[float, list[int]]] = {}  # root -> (listed at, descendants)
 
     def sample(self, pids: Iterable[int], *, uss: bool = False) -> dict[int, ProcessUsage]:
         """``{pid: ProcessUsage}`` for each pid still alive and readable.
@@ -126,7 +149,8 @@ class ProcessTreeSampler:
         A pid that does not exist (or that we may not read) is left out of
         the result rather than raising: a kernel may die at any moment.
         ``uss=True`` adds memory unique to each tree (``memory_full_info``,
-        about 2.5 ms a process).
+        about 2.5 ms a process). Descendants are listed again at most every
+        :data:`DESCENDANTS_MAX_AGE_S` (a child that exits is dropped at once).
         """
         now_wall, now_mono = time.time(), time.monotonic()
         readings: dict[int, _Reading | None] = {}  # one read per pid per call, even if shared
@@ -134,10 +158,11 @@ class ProcessTreeSampler:
         for root in dict.fromkeys(pids):
             root_reading = self._reading(root, readings, now_wall, now_mono, uss)
             if root_reading is None:
+                self._trees.pop(root, None)
                 continue
             rss, cpu, threads, unique, children = (root_reading.rss, root_reading.cpu_percent,
                                                    root_reading.threads, root_reading.uss, 0)
-            for child in _descendants(root):
+            for child in self._descendants(root, now_mono):
                 reading = self._reading(child, readings, now_wall, now_mono, uss)
                 if reading is None:
                     continue  # exited since we listed it, or access denied
@@ -154,6 +179,12 @@ class ProcessTreeSampler:
         self._forget(now_wall)
         return out
 
+    def _descendants(self, root: int, now_mono: float) -> list[int]:
+        listed = self._trees.get(root)
+        if listed is None or not 0 <= now_mono - listed[0] < DESCENDANTS_MAX_AGE_S:
+            listed = self._trees[root] = (now_mono, _descendants(root))
+        return listed[1]
+
     def _reading(
         self, pid: int, cache: dict[int, _Reading | None], now_wall: float, now_mono: float,
         uss: bool,
@@ -166,21 +197,21 @@ class ProcessTreeSampler:
     def _read(self, pid: int, now_wall: float, now_mono: float, uss: bool) -> _Reading | None:
         tracked = self._tracked.get(pid)
         try:
-            if tracked is None:
-                process = psutil.Process(pid)
-                tracked = _Tracked(process, process.create_time(), -1.0, 0.0, 0.0, now_wall)
-            process = tracked.process
-            with process.oneshot():
-                rss = process.memory_info().rss
-                times = process.cpu_times()
-                threads = process.num_threads()
-                unique = process.memory_full_info().uss if uss else None
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            # Gone (or a zombie), or not ours to read: skip it this time. A
-            # reused pid gets a fresh psutil.Process, which checks create_time.
+            raw = _read_proc_stat(pid) if _PROC_STAT else None
+            if raw is None:  # not Linux, or a zombie (which psutil then reports as gone)
+                raw = _read_psutil(tracked.process if tracked is not None else None, pid)
+            if tracked is None or tracked.start != raw.start:  # new, or a reused pid
+                tracked = _Tracked(None, raw.start, raw.create_time, -1.0, 0.0, 0.0, now_wall)
+            unique = None
+            if uss:
+                if tracked.process is None:
+                    tracked.process = psutil.Process(pid)
+                unique = tracked.process.memory_full_info().uss
+        except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+            # Gone (or a zombie), or not ours to read: skip it this time.
             self._tracked.pop(pid, None)
             return None
-        total = times.user + times.system
+        total = raw.cpu_total
         if tracked.cpu_total < 0:
             # First sight: the average since the process started is the best
             # estimate we have (and exact for a child born since the last call).
@@ -191,12 +222,60 @@ class ProcessTreeSampler:
             tracked.cpu_total, tracked.mono = total, now_mono
         tracked.seen = now_wall
         self._tracked[pid] = tracked
-        return _Reading(rss=rss, cpu_percent=tracked.rate, threads=threads, uss=unique)
+        return _Reading(rss=raw.rss, cpu_percent=tracked.rate, threads=raw.threads, uss=unique)
 
     def _forget(self, now_wall: float) -> None:
         stale = [pid for pid, t in self._tracked.items() if now_wall - t.seen > FORGET_AFTER_S]
         for pid in stale:
             del self._tracked[pid]
+            self._trees.pop(pid, None)
+
+
+def _read_proc_stat(pid: int) -> _Raw | None:
+    """CPU time, threads, RSS and start of ``pid`` from one read of /proc/<pid>/stat.
+
+    Raises ProcessLookupError when the process is gone or unreadable; ``None``
+    for a zombie (no memory left to count: the psutil path reports it gone).
+    """
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        raise ProcessLookupError(pid) from None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        raise ProcessLookupError(pid) from None
+    finally:
+        os.close(fd)
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = data[data.rfind(b")") + 2:].split()
+    if not fields or fields[0] == b"Z":
+        return None
+    # fields[0] is field 3 (state): utime is field 14, stime 15, threads 20, start 22, rss 24.
+    start_ticks = int(fields[19])
+    return _Raw(rss=int(fields[21]) * _PAGE_SIZE,
+                cpu_total=(int(fields[11]) + int(fields[12])) / _CLOCK_TICKS,
+                threads=int(fields[17]), start=start_ticks,
+                create_time=_boot_time() + start_ticks / _CLOCK_TICKS)
+
+
+def _read_psutil(process: psutil.Process | None, pid: int) -> _Raw:
+    process = process if process is not None else psutil.Process(pid)
+    with process.oneshot():
+        times = process.cpu_times()
+        create_time = process.create_time()
+        return _Raw(rss=process.memory_info().rss, cpu_total=times.user + times.system,
+                    threads=process.num_threads(), start=create_time, create_time=create_time)
+
+
+_BOOT_TIME: float | None = None
+
+
+def _boot_time() -> float:
+    global _BOOT_TIME
+    if _BOOT_TIME is None:
+        _BOOT_TIME = psutil.boot_time()
+    return _BOOT_TIME
 
 
 def _descendants(pid: int) -> list[int]:
@@ -342,6 +421,7 @@ class SystemSampler:
         self._cg_cpu_prev: tuple[float, float] | None = None
         self._cg_cpu_last: float | None = None
         self._io_prev: tuple[float, tuple[int, int] | None, tuple[int, int] | None] | None = None
+        self._io_rates: dict[str, float | None] = {}
 
     def limits(self) -> CgroupLimits:
         """The container limits (re-read at most every :data:`LIMITS_MAX_AGE_S`)."""
@@ -442,18 +522,25 @@ class SystemSampler:
                            disk_percent=du.percent)
             except OSError as exc:  # the folder was removed, or a network mount hung up
                 log.debug("disk usage of %s unavailable: %s", self.path, exc)
+        previous = self._io_prev
+        if previous is not None and 0 <= mono - previous[0] < IO_MIN_WINDOW_S:
+            out.update(self._io_rates)  # too soon for a meaningful rate: the previous ones
+            return out
         disk_io = _disk_counters(self._disk_name) if self.path is not None else None
         net = psutil.net_io_counters(nowrap=False)  # a counter that wraps gives no rate once
         net_io = (net.bytes_sent, net.bytes_recv) if net is not None else None
-        previous, self._io_prev = self._io_prev, (mono, disk_io, net_io)
+        self._io_prev = (mono, disk_io, net_io)
+        rates: dict[str, float | None] = {}
         if previous is not None and mono > previous[0]:
             dt = mono - previous[0]
             if disk_io is not None and previous[1] is not None:
-                out["disk_read_rate"] = _rate(disk_io[0], previous[1][0], dt)
-                out["disk_write_rate"] = _rate(disk_io[1], previous[1][1], dt)
+                rates["disk_read_rate"] = _rate(disk_io[0], previous[1][0], dt)
+                rates["disk_write_rate"] = _rate(disk_io[1], previous[1][1], dt)
             if net_io is not None and previous[2] is not None:
-                out["net_sent_rate"] = _rate(net_io[0], previous[2][0], dt)
-                out["net_recv_rate"] = _rate(net_io[1], previous[2][1], dt)
+                rates["net_sent_rate"] = _rate(net_io[0], previous[2][0], dt)
+                rates["net_recv_rate"] = _rate(net_io[1], previous[2][1], dt)
+        self._io_rates = rates
+        out.update(rates)
         return out
 
     def after_fork(self) -> None:

@@ -181,7 +181,8 @@ def test_system_sample_fields_and_rates(tmp_path):
     assert len(first.per_cpu) == psutil.cpu_count()
     assert 0 < first.cpu_count <= psutil.cpu_count()
     assert first.disk_total > 0 and first.disk_free <= first.disk_total
-    time.sleep(0.1)
+    assert sampler.sample().disk_read_rate is None  # too soon: no new reading, still none
+    time.sleep(usage.IO_MIN_WINDOW_S + 0.05)
     (tmp_path / "data").write_bytes(os.urandom(1 << 20))
     second = sampler.sample()
     for rate in (second.disk_read_rate, second.disk_write_rate,
@@ -193,6 +194,9 @@ def test_system_sample_fields_and_rates(tmp_path):
     json.dumps(flat)
     assert flat["cpu0_percent"] == second.per_cpu[0]
     assert flat["sys_mem_total"] == second.mem_total
+    third = sampler.sample()  # within IO_MIN_WINDOW_S: the same rates again, not a noisy one
+    assert (third.disk_write_rate, third.net_recv_rate) == (second.disk_write_rate,
+                                                            second.net_recv_rate)
 
 
 def test_back_to_back_calls_repeat_the_cpu_rate(tmp_path):
@@ -219,3 +223,57 @@ def test_system_cpu_percent_sees_this_process_spinning():
     value = sampler.sample().cpu_percent
     # This process alone kept one of the cores busy (half of that, on a loaded machine).
     assert 100.0 / (psutil.cpu_count() or 1) * 0.5 <= value <= 100.0
+
+
+def test_one_stat_read_agrees_with_psutil():
+    child = spawn("print('ready', flush=True); import sys; sys.stdin.read()")
+    try:
+        child.stdout.readline()
+        for pid in (os.getpid(), child.pid):
+            raw = usage._read_proc_stat(pid)
+            process = psutil.Process(pid)
+            assert raw.threads == process.num_threads()
+            assert abs(raw.create_time - process.create_time()) < 0.05
+            times = process.cpu_times()
+            assert abs(raw.cpu_total - (times.user + times.system)) < 0.1
+            # RSS moves between two reads; the same source (resident pages) agrees closely.
+            assert abs(raw.rss - process.memory_info().rss) < 4 << 20
+    finally:
+        stop(child)
+    try:
+        usage._read_proc_stat(child.pid)
+    except ProcessLookupError:
+        pass
+    else:
+        raise AssertionError("a reaped child's stat was read")
+
+
+def test_a_new_child_is_counted_once_its_tree_is_listed_again(monkeypatch):
+    sampler = ProcessTreeSampler()
+    before = sampler.sample([os.getpid()])[os.getpid()].children
+    child = spawn("print('ready', flush=True); import sys; sys.stdin.read()")
+    try:
+        child.stdout.readline()
+        # Listed a moment ago: the cached list is reused, as many polling clients want...
+        assert sampler.sample([os.getpid()])[os.getpid()].children == before
+        # ...and a list older than DESCENDANTS_MAX_AGE_S is walked again.
+        monkeypatch.setattr(usage, "DESCENDANTS_MAX_AGE_S", 0.0)
+        assert sampler.sample([os.getpid()])[os.getpid()].children == before + 1
+    finally:
+        stop(child)
+    # A child that exits is dropped at once, even from a cached list.
+    monkeypatch.setattr(usage, "DESCENDANTS_MAX_AGE_S", 60.0)
+    assert sampler.sample([os.getpid()])[os.getpid()].children == before
+
+
+def test_psutil_path_off_linux_gives_the_same_tree(monkeypatch):
+    child = spawn(TREE)
+    try:
+        int(child.stdout.readline())
+        fast = ProcessTreeSampler().sample([child.pid])[child.pid]
+        monkeypatch.setattr(usage, "_PROC_STAT", False)
+        slow = ProcessTreeSampler().sample([child.pid])[child.pid]
+        assert (slow.children, slow.threads) == (fast.children, fast.threads)
+        assert abs(slow.rss - fast.rss) < 8 << 20
+    finally:
+        stop(child)

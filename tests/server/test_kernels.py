@@ -133,3 +133,17 @@ bar.update(2)
         for t in r["trees"]))
     (row,) = [r for r in data["kernels"] if r["kernel_id"] == kernel_id]
     assert [t["status"] for t in row["trees"]] == ["done"]  # kept briefly once finished
+
+
+async def test_paths_from_a_session_manager_without_a_table():
+    """A custom session manager (no SQLite cursor) is asked through list_sessions."""
+    from jupyter_resman.server.kernels import kernel_paths
+
+    class SessionsElsewhere:
+        async def list_sessions(self):
+            return [{"path": "a.ipynb", "kernel": {"id": "k1"}},
+                    {"path": "b.ipynb", "kernel": {"id": "k1"}},  # the first one wins
+                    {"path": None, "kernel": {"id": "k2"}}, {"path": "c.ipynb", "kernel": None}]
+
+    assert await kernel_paths(SessionsElsewhere()) == {"k1": "a.ipynb"}
+    assert await kernel_paths(None) == {}
