@@ -20,6 +20,9 @@ and nothing is ever created outside the home), one file per version::
       .lock              flock'd while a version is numbered and written, or deleted
       v00000001.ckpt     signed header (JSON metadata) + signed value (serialize.Codec)
       v00000002.ckpt
+      r-1f0c...-0-9a3b.part  a part: a signed value that versions refer to by name
+                         (resumable loops keep their results in parts, so a save
+                         writes only what is new); removed with the last version
 
 The files are the only truth: there is no index to fall out of step with
 them, and listing reads just the small header of each file, so the Jupyter
@@ -98,6 +101,9 @@ NAME_MAX = 255
 LOCK_TIMEOUT_S = 600.0
 
 _VERSION_RE = re.compile(r"^v(\d{1,12})\.ckpt$")
+#: A part: a signed value a version refers to by name (see :meth:`Checkpoints.write_part`).
+_PART_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_PART_SUFFIX = ".part"
 _FOLDER_RE = re.compile(r"^[A-Za-z0-9_-]{1,48}-[0-9a-f]{16}$")
 _TMP_PREFIX = ".tmp-"
 _LOCK_NAME = ".lock"
@@ -295,6 +301,98 @@ class Checkpoints:
                     infos.append(info)
         return infos
 
+    # -- parts ----------------------------------------------------------------------
+
+    def encode_part(self, name: str, part: str, value: Any) -> bytes:
+        """``value`` signed as part ``part`` of ``name``, ready for :meth:`write_part`.
+
+        Parts are values that versions share by name (a version's state holds
+        the part names): unlike a version, a part is written once and never
+        numbered. The signature binds the bytes to ``name`` and ``part``.
+        Raises :class:`SerializationError` when ``value`` cannot be pickled.
+        """
+        self._check_open()
+        _check_name(name)
+        _check_part(part)
+        return self._codec.dumps(value, context=_part_context(name, part))
+
+    def write_part(self, name: str, part: str, blob: bytes) -> None:
+        """Write a part made by :meth:`encode_part` durably (temp, fsync, rename, fsync).
+
+        Safe to retry after a failure. Raises :class:`CheckpointError` when the
+        disk is full or the write fails (no partial part is left behind).
+        """
+        _check_part(part)
+        folder = self._folder(name)
+        with self._locked(folder) as dfd:
+            assert dfd is not None  # created if missing
+            tmp = f"{_TMP_PREFIX}{part}-{secrets.token_hex(4)}"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600,
+                             dir_fd=dfd)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(blob)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, part + _PART_SUFFIX, src_dir_fd=dfd, dst_dir_fd=dfd)
+                _fsync_dir(dfd)
+            except BaseException as exc:  # KeyboardInterrupt too: never leave a temp file
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp, dir_fd=dfd)
+                if isinstance(exc, OSError):
+                    detail = ("the disk is full; free space or move the home (RESMAN_HOME)"
+                              if is_disk_full(exc) else str(exc))
+                    raise CheckpointError(f"could not write part {part!r} of checkpoint "
+                                          f"{name!r} in {folder}: {detail}") from exc
+                raise
+
+    def read_part(self, name: str, part: str) -> Any:
+        """The value of part ``part`` of ``name``.
+
+        Raises :class:`CheckpointNotFoundError` when it is missing and
+        :class:`CheckpointError` when it fails its checks (never unpickled then).
+        """
+        _check_part(part)
+        path = self._folder(name) / (part + _PART_SUFFIX)
+        try:
+            with _open(path) as f:
+                blob = f.read()
+        except FileNotFoundError:
+            raise CheckpointNotFoundError(f"checkpoint {name!r} has no part {part!r} "
+                                          f"({path} is missing)") from None
+        except IntegrityError as exc:
+            raise CheckpointError(f"part {part!r} of checkpoint {name!r}: {exc}") from exc
+        try:
+            return self._codec.loads(blob, context=_part_context(name, part))
+        except IntegrityError as exc:
+            raise CheckpointError(f"part {part!r} of checkpoint {name!r} ({path}) cannot be "
+                                  f"loaded: {exc}") from exc
+
+    def parts(self, name: str) -> builtins.list[str]:
+        """The names of the parts stored under ``name``, sorted."""
+        try:
+            with os.scandir(self._folder(name)) as it:
+                return sorted(e.name[:-len(_PART_SUFFIX)] for e in it
+                              if e.name.endswith(_PART_SUFFIX)
+                              and _PART_RE.match(e.name[:-len(_PART_SUFFIX)]))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def delete_parts(self, name: str, parts: Iterable[str]) -> int:
+        """Delete these parts of ``name`` (missing ones are skipped); returns how many."""
+        wanted = list(parts)
+        for part in wanted:
+            _check_part(part)
+        removed = 0
+        with self._locked(self._folder(name), create=False) as dfd:
+            if dfd is None:
+                return 0
+            for part in wanted:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(part + _PART_SUFFIX, dir_fd=dfd)
+                    removed += 1
+        return removed
+
     # -- removing -------------------------------------------------------------------
 
     def delete(self, name: str, version: int | Iterable[int] | None = None) -> int:
@@ -314,6 +412,12 @@ class Checkpoints:
                         os.unlink(filename, dir_fd=dfd)
                         removed += 1
             if removed == len(found):
+                # No version is left to refer to the parts: they go too.
+                with os.scandir(dfd) as it:
+                    for entry in it:
+                        if entry.name.endswith(_PART_SUFFIX):
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(entry.name, dir_fd=dfd)
                 self._sweep_and_last(dfd)
                 # Unlinking the lock file makes waiters retry on a fresh folder.
                 with contextlib.suppress(FileNotFoundError):
@@ -627,6 +731,16 @@ def _version_file(version: int) -> str:
 
 def _context(name: str, nonce: str) -> bytes:
     return b"checkpoint\0" + name.encode("utf-8") + b"\0" + nonce.encode()
+
+
+def _part_context(name: str, part: str) -> bytes:
+    return b"checkpoint-part\0" + name.encode("utf-8") + b"\0" + part.encode()
+
+
+def _check_part(part: object) -> None:
+    if not isinstance(part, str) or not _PART_RE.match(part):
+        raise CheckpointNameError(f"{part!r} is not a part name: use 1 to 100 letters, digits, "
+                                  "'_' or '-'")
 
 
 def _folder_name(name: str) -> str:

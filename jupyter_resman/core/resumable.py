@@ -22,9 +22,13 @@
 >>> s.close()
 
 What is stored, and when: a checkpoint named ``name`` (see :mod:`.checkpoint`)
-holding how many items are done and every result recorded for them. It is
+holding how many items are done and the results recorded for them. It is
 saved every ``every`` items, when the loop is left early (an exception,
-``KeyboardInterrupt``, ``break``), and at the end. An item counts as done
+``KeyboardInterrupt``, ``break``), and at the end. A save pickles only the
+results recorded since the previous one (a result is stored as it was then):
+they ride in the checkpoint until about :data:`PART_BYTES` have gathered,
+which then go to a *part* file the later versions refer to by name, so a
+save costs the same at item 10 and at item 100 000. An item counts as done
 once the loop body has finished with it and asks for the next one; results
 recorded for an item that was interrupted are dropped and the item runs again,
 so the final :attr:`Resumable.results` equal those of an uninterrupted run.
@@ -52,6 +56,8 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import pickle
+import secrets
 import sys
 import threading
 import time
@@ -76,7 +82,11 @@ __all__ = ["Resumable", "resumable"]
 
 log = logging.getLogger("jupyter_resman.resumable")
 
-STATE_FORMAT = 1
+#: 2: results in pickled deltas and parts (1: one list of every result, still read).
+STATE_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
+#: Pickled results held in the checkpoint itself before they move to a part file.
+PART_BYTES = 256 * 1024
 _UNSET: Any = object()
 
 
@@ -150,6 +160,14 @@ class Resumable:
         self.total = total if total is not None else (
             len(self._items) if isinstance(self._items, Sized) else None)
         self._results: list[Any] = []
+        # What earlier saves hold: results [0, _stored) are pickled, in parts (written, or
+        # encoded and waiting in _unwritten) and in _tail (pickled deltas the checkpoint
+        # itself carries until they make a part).
+        self._stored = 0
+        self._parts: list[dict[str, Any]] = []
+        self._tail: list[tuple[int, int, bytes]] = []  # (done, results) at its end, pickle
+        self._tail_bytes = 0
+        self._unwritten: list[tuple[str, bytes]] = []
         # (items done, results belonging to them): one tuple, assigned in one step, so an
         # interrupt can never see a count that disagrees with its results.
         self._mark = (0, 0)
@@ -324,9 +342,19 @@ class Resumable:
         marker = (done, committed, self.finished)
         if self._saved == marker:
             return None
+        if committed > self._stored:
+            from .serialize import plain_pickle  # (numpy-heavy: imported when first needed)
+
+            # Only the new results are pickled: earlier ones are in the tail or a part.
+            delta = plain_pickle(self._results[self._stored:committed])
+            self._tail.append((done, committed, delta))
+            self._tail_bytes += len(delta)
+            self._stored = committed
+            if self._tail_bytes >= PART_BYTES:
+                self._seal_tail(done, committed)
         state = {"format": STATE_FORMAT, "fingerprint": self.fingerprint, "done": done,
-                 "total": self.total, "finished": self.finished,
-                 "results": self._results[:committed]}
+                 "total": self.total, "finished": self.finished, "parts": list(self._parts),
+                 "tail": list(self._tail)}
         meta = {"resumable": STATE_FORMAT, "fingerprint": self.fingerprint, "done": done,
                 "total": self.total, "finished": self.finished}
         if self._mine is None:
@@ -337,8 +365,24 @@ class Resumable:
         self._since_save = 0
         return pending, marker
 
+    def _seal_tail(self, done: int, count: int) -> None:
+        """Move the tail's pickled results into a new part (written before the next version)."""
+        part = f"r-{self.fingerprint[:16]}-{done}-{secrets.token_hex(4)}"
+        blob = self._store.encode_part(self.name, part, [delta for _, _, delta in self._tail])
+        self._unwritten.append((part, blob))
+        self._parts.append({"part": part, "done": done, "count": count})
+        self._tail, self._tail_bytes = [], 0
+
     def _commit(self, pending: PendingSave, marker: tuple[int, int, bool]) -> CheckpointInfo:
-        """Write a begun save (any thread), then drop this input's versions beyond ``keep``."""
+        """Write a begun save (any thread), then drop this input's versions beyond ``keep``.
+
+        Parts it refers to are written first; one that fails stays queued and the
+        version is not written (the next save tries both again).
+        """
+        while self._unwritten:
+            part, blob = self._unwritten[0]
+            self._store.write_part(self.name, part, blob)
+            self._unwritten.pop(0)
         info = pending.commit()
         mine = [*(self._mine or ()), info.version]
         self._mine, self._saved, self.version = mine[-self.keep:], marker, info.version
@@ -394,24 +438,76 @@ class Resumable:
                 log.info("loop %r: no saved progress for this input; starting from the beginning",
                          self.name)
             return
-        if (not isinstance(state, dict) or state.get("format") != STATE_FORMAT
+        if (not isinstance(state, dict) or state.get("format") not in _READABLE_FORMATS
                 or state.get("fingerprint") != self.fingerprint):
             warnings.warn(f"checkpoint {self.name!r} version {info.version} does not hold the "
                           "progress of this loop; starting from the beginning",
                           CheckpointWarning, stacklevel=4)
             return
-        self._results = list(state["results"])
-        self._mark = (int(state["done"]), len(self._results))
-        self.finished = bool(state["finished"])
+        done, finished = int(state["done"]), bool(state["finished"])
+        if state["format"] == 1:
+            self._results = list(state["results"])
+            self._tail, self._tail_bytes, self._stored = [], 0, 0  # re-saved in format 2
+        else:
+            loaded = self._load_results(state)
+            if loaded is not None:  # a damaged part: resume where the parts before it end
+                done, finished = loaded
+        self._mark = (done, len(self._results))
+        self.finished = finished
         self._saved = (self._mark[0], self._mark[1], self.finished)
         self.version = info.version
+        self._drop_orphan_parts()
         log.info("loop %r: resuming after %d items (checkpoint version %d)", self.name,
                  self.done, info.version)
+
+    def _load_results(self, state: dict[str, Any]) -> tuple[int, bool] | None:
+        """Results from a format-2 state's parts and tail.
+
+        Returns None when all loaded, or ``(done, finished)`` to resume from
+        when a part is missing or damaged (a warning says which).
+        """
+        results: list[Any] = []
+        parts: list[dict[str, Any]] = []
+        for ref in state["parts"]:
+            try:
+                deltas = self._store.read_part(self.name, ref["part"])
+            except CheckpointError as exc:  # missing (CheckpointNotFoundError) or damaged
+                warnings.warn(f"loop {self.name!r}: {exc}; resuming after the {len(results)} "
+                              "results before it instead", CheckpointWarning, stacklevel=5)
+                self._results, self._parts, self._stored = results, parts, len(results)
+                self._tail, self._tail_bytes = [], 0
+                return (parts[-1]["done"] if parts else 0), False
+            for delta in deltas:  # signed with the part: safe to unpickle
+                results.extend(pickle.loads(delta))
+            parts.append(ref)
+        tail = [tuple(entry) for entry in state["tail"]]
+        for _done, _count, delta in tail:
+            results.extend(pickle.loads(delta))
+        self._results, self._parts, self._stored = results, parts, len(results)
+        self._tail = tail  # type: ignore[assignment]
+        self._tail_bytes = sum(len(delta) for _, _, delta in tail)
+        return None
+
+    def _drop_orphan_parts(self) -> None:
+        """Parts of this input no loadable version refers to (a crash between writing a
+        part and its version; a damaged newer version) are removed."""
+        prefix = f"r-{self.fingerprint[:16]}-"
+        keep = {ref["part"] for ref in self._parts}
+        orphans = [p for p in self._store.parts(self.name) if p.startswith(prefix) and p not in keep]
+        if orphans:
+            try:
+                self._store.delete_parts(self.name, orphans)
+            except (CheckpointError, OSError) as exc:
+                log.warning("loop %r: could not remove unused parts %s: %s", self.name, orphans,
+                            exc)
 
     def _forget(self) -> None:
         stale = [i.version for i in self._store.versions(self.name) if "resumable" in i.meta]
         if stale:
             self._store.delete(self.name, stale)
+        loops_parts = [p for p in self._store.parts(self.name) if p.startswith("r-")]
+        if loops_parts:
+            self._store.delete_parts(self.name, loops_parts)
         self._mine = []
 
 
@@ -490,7 +586,8 @@ class _WriteBehind:
 def _ours(info: CheckpointInfo, loop: Resumable) -> bool:
     """Whether a version holds this loop's progress (judged from its header alone)."""
     meta = info.meta
-    return meta.get("resumable") == STATE_FORMAT and meta.get("fingerprint") == loop.fingerprint
+    return (meta.get("resumable") in _READABLE_FORMATS
+            and meta.get("fingerprint") == loop.fingerprint)
 
 
 #: Types iterated again as they are: re-iterable and ordered the same in every process.

@@ -57,7 +57,7 @@ import xxhash
 
 from .errors import IntegrityError, SerializationError
 
-__all__ = ["Codec", "Encoded", "IntegrityError", "FORMAT_VERSION"]
+__all__ = ["Codec", "Encoded", "IntegrityError", "FORMAT_VERSION", "plain_pickle"]
 
 MAGIC = b"RSMV"
 FORMAT_VERSION = 2  # 2: keyed BLAKE2b for small values (was HMAC-SHA256 for all)
@@ -286,6 +286,15 @@ def _pickled(obj: Any, pickler: Any, inband_only: bool) -> tuple[bytes, list[Any
     except Exception as exc:  # pickle raises TypeError, PicklingError, AttributeError...
         raise SerializationError(_unpicklable_message(obj, exc)) from exc
     return inband, buffers
+
+
+def plain_pickle(obj: Any) -> bytes:
+    """``obj`` as one protocol-5 pickle (no out-of-band buffers), unsigned.
+
+    For bytes that go *inside* a signed value, such as a resumable loop's
+    results; raises :class:`SerializationError` naming what cannot be pickled.
+    """
+    return _pickled(obj, None, True)[0]
 
 
 def _dumps(obj: Any, pickler: Any, out_of_band: bool) -> tuple[bytes, list[Any]]:

@@ -15,12 +15,13 @@ import pytest
 import jupyter_resman as resman
 from jupyter_resman.core.errors import (
     CheckpointError,
+    CheckpointNotFoundError,
     CheckpointWarning,
     SerializationError,
 )
 from jupyter_resman.core.fingerprints import fingerprint
 from jupyter_resman.core.progress import current
-from jupyter_resman.core.resumable import Resumable, resumable
+from jupyter_resman.core.resumable import PART_BYTES, Resumable, resumable
 
 ITEMS = [f"config-{i}" for i in range(60)]
 QUIET = {"progress": False, "max_overhead": None}
@@ -208,8 +209,8 @@ def test_a_result_changed_after_a_save_does_not_leak_into_it(session):
             if x == 5:
                 loop.results[0].append("changed later")  # after the save at 5 was encoded
                 break
-    saved = session.checkpoints.load("mutating")
-    assert saved["done"] == 5 and saved["results"][0] == [0]
+    again = resumable(range(20), "mutating", session=session, every=5, **QUIET)
+    assert again.start == 5 and again.results[0] == [0]
 
 
 def test_arrays_and_frames_are_used_as_they_are(session):
@@ -253,6 +254,107 @@ def test_damaged_newest_checkpoint_resumes_from_the_previous_one(session):
     with pytest.warns(CheckpointWarning, match="damaged"):
         loop = run(session)
     assert loop.start == 40 and loop.results == EXPECTED
+
+
+# -- results in parts: a save writes only what is new -------------------------------------
+
+
+def big_results(session, stop_at=None, name="big", n=200, **kw):
+    """Items whose 10 KB results outgrow the checkpoint: they move to part files."""
+    kw = {**QUIET, "every": 10, **kw}
+    with resumable(range(n), name=name, session=session, **kw) as loop:
+        for x in loop:
+            if x == stop_at:
+                raise KeyboardInterrupt
+            loop.record(np.full(1250, float(x)))
+    return loop
+
+
+def assert_big(results, n=200):
+    assert len(results) == n
+    assert all(np.array_equal(r, np.full(1250, float(i))) for i, r in enumerate(results))
+
+
+def test_saves_stay_small_however_many_results_came_before(session):
+    with pytest.raises(KeyboardInterrupt):
+        big_results(session, stop_at=150)
+    versions = session.checkpoints.versions("big")
+    assert versions[-1].meta["done"] == 150
+    # Every version holds at most ~PART_BYTES of results; the rest is in parts.
+    assert max(v.bytes for v in versions) < PART_BYTES + 40_000
+    parts = session.checkpoints.parts("big")
+    assert len(parts) >= 4  # 1.5 MB of results in parts of ~256 KB
+    loop = big_results(session)
+    assert loop.start == 150
+    assert_big(loop.results)
+    assert_big(big_results(session).results)  # finished: everything comes back from disk
+
+
+def test_a_damaged_part_resumes_after_the_parts_before_it(session):
+    with pytest.raises(KeyboardInterrupt):
+        big_results(session, stop_at=150)
+    folder = session.checkpoints.versions("big")[-1].path.parent
+    parts = sorted(folder.glob("*.part"), key=lambda p: int(p.name.split("-")[2]))
+    damaged = parts[1]
+    raw = bytearray(damaged.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(raw))
+    with pytest.warns(CheckpointWarning, match="resuming after the"):
+        loop = big_results(session)
+    first_part_done = int(parts[0].name.split("-")[2])
+    assert 0 < loop.start == first_part_done < 150
+    assert_big(loop.results)  # the items after it ran again
+    assert damaged.name not in {p.name for p in folder.glob("*.part")}  # an orphan now: removed
+
+
+def test_a_part_without_a_version_is_removed_on_resume(session):
+    with pytest.raises(KeyboardInterrupt):
+        big_results(session, stop_at=100)
+    store = session.checkpoints
+    fp = Resumable(range(200), "big", session=session, progress=False).fingerprint
+    orphan = f"r-{fp[:16]}-100-deadbeef"  # as if killed between a part and its version
+    store.write_part("big", orphan, store.encode_part("big", orphan, [b"x"]))
+    other = "user-part"  # not a loop's part: left alone
+    store.write_part("big", other, store.encode_part("big", other, 1))
+    loop = big_results(session)
+    assert orphan not in store.parts("big") and other in store.parts("big")
+    assert_big(loop.results)
+
+
+def test_fresh_and_delete_remove_the_parts(session):
+    big_results(session)
+    assert session.checkpoints.parts("big")
+    big_results(session, fresh=True, n=5)
+    assert session.checkpoints.parts("big") == []  # 5 small results: no part needed
+    big_results(session, name="again")
+    assert session.checkpoints.parts("again")
+    session.checkpoints.delete("again")
+    assert session.checkpoints.parts("again") == []
+    assert not session.checkpoints._folder("again").exists()
+
+
+def test_progress_saved_in_the_first_format_still_resumes(session):
+    fp = Resumable(ITEMS, "labeling", session=session, progress=False).fingerprint
+    session.checkpoints.save("labeling", {
+        "format": 1, "fingerprint": fp, "done": 20, "total": 60, "finished": False,
+        "results": EXPECTED[:20]}, meta={"resumable": 1, "fingerprint": fp, "done": 20})
+    loop = run(session)
+    assert loop.start == 20 and loop.results == EXPECTED
+    assert session.checkpoints.versions("labeling")[-1].meta["resumable"] == 2
+
+
+def test_parts_are_signed_and_bound_to_their_name(session):
+    store = session.checkpoints
+    store.write_part("n", "p1", store.encode_part("n", "p1", {"a": 1}))
+    assert store.read_part("n", "p1") == {"a": 1}
+    folder = store._folder("n")
+    (folder / "p2.part").write_bytes((folder / "p1.part").read_bytes())  # moved under a new name
+    with pytest.raises(CheckpointError, match="signature"):
+        store.read_part("n", "p2")
+    with pytest.raises(CheckpointNotFoundError):
+        store.read_part("n", "p3")
+    with pytest.raises(CheckpointError):
+        store.write_part("n", "../escape", b"")
 
 
 def test_unpicklable_results_fail_at_the_first_save(session):
@@ -417,3 +519,49 @@ def test_a_full_disk_costs_warnings_not_the_loop(home):
         assert saved and saved[-1].meta["done"] < 40  # the last save that fit
         resumed = Resumable(range(40), "big", session=s, progress=False)
         assert resumed.start == saved[-1].meta["done"]
+
+
+CHILD_BIG = """
+    import json, sys, time, jupyter_resman as resman
+    home, out = sys.argv[1], sys.argv[2]
+    s = resman.Session(home=home)
+    with resman.resumable(range(120), "parts", every=3, session=s, progress=False,
+                          max_overhead=None) as loop:
+        print("start", loop.start, flush=True)
+        for i in loop:
+            time.sleep(0.003)
+            loop.record(bytes([i % 256]) * 30_000)  # a part is sealed every ~9 items
+            print("did", i, flush=True)
+    with open(out, "w") as f:
+        json.dump([[len(r), r[0]] for r in loop.results], f)
+"""
+
+
+def test_sigkill_at_random_moments_while_parts_are_written(home, tmp_path):
+    import random
+
+    out = tmp_path / "out.json"
+    rng = random.Random(7)
+    starts = []
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CHILD_BIG), str(home),
+                                 str(out)], stdout=subprocess.PIPE, text=True)
+        starts.append(int(proc.stdout.readline().split()[1]))
+        target = starts[-1] + rng.randint(5, 25)
+        last = -1
+        while last < target:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            last = int(line.split()[1])
+        proc.kill()
+        proc.communicate(timeout=120)
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(CHILD_BIG), str(home),
+                           str(out)], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert starts == sorted(starts) and starts[-1] > 0  # each run went on from a later save
+    with open(out) as f:
+        assert json.load(f) == [[30_000, i % 256] for i in range(120)]
+    with resman.Session(home=home) as s:
+        referenced = {p for p in s.checkpoints.parts("parts")}
+        assert referenced  # 3.6 MB of results live in parts
