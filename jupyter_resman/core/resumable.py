@@ -108,7 +108,9 @@ def resumable(iterable: Iterable[Any], name: str, every: int = 10, *, fresh: boo
     ``every``: save progress after at least this many items. Saves are
     also spaced so that they take at most ``max_overhead`` (1 %) of the
     loop's time — a loop with huge results and tiny items saves less often
-    instead of slowing down (``max_overhead=None``: strictly every ``every``).
+    instead of slowing down — and one due while the previous is still being
+    written (a slow disk) waits for the next item instead of stalling the
+    loop (``max_overhead=None``: strictly every ``every``, waiting if need be).
     ``fresh``: forget the stored progress of ``name`` and start over.
     ``key``: fingerprint this instead of the items. ``total``/``desc``: for
     the progress bar (:func:`~.progress.track`, nested under an active bar),
@@ -304,7 +306,12 @@ class Resumable:
                 tracked.__exit__(None, None, None)
 
     def _due(self) -> bool:
-        return self.max_overhead is None or time.monotonic() >= self._not_before
+        if self.max_overhead is None:
+            return True  # strict: every `every` items, waiting for the disk if need be
+        # A write still in flight (a slow disk: fsync can take 100+ ms) defers this save
+        # rather than making the loop wait; the next one carries these items too.
+        writer = self._writer
+        return time.monotonic() >= self._not_before and (writer is None or not writer.busy())
 
     def _save_timed(self) -> None:
         """A periodic save: encoded here, written behind; spaced to bound its cost."""
@@ -543,6 +550,10 @@ class _WriteBehind:
                     self._job = self._thread = None
                     raise
             self._cond.notify()
+
+    def busy(self) -> bool:
+        """Whether a job is in flight (a hint: it may finish right after)."""
+        return self._job is not None
 
     def wait(self) -> BaseException | None:
         """Block until the job in flight is done; return (and forget) its error."""
