@@ -329,8 +329,10 @@ Where our time goes: RSS and CPU % of the {kernels} kernel trees (the one psutil
 `ProcessTreeSampler`, timed back to back in the benchmark process on the same kernels) take
 {results[0]["trees_ms"]:.2f} ms; finding each kernel's child processes reads
 `/proc/<pid>/task/<tid>/children` of each of its threads (median {results[0]["threads"]:g}
-threads per kernel here), most of that. The rest is the bare authenticated route (see
-`/api/status`), listing kernels and sessions, and the thread-pool hop.
+threads per kernel here) — done at most twice a second, since many clients polling
+should not each pay for it — and one read of `/proc/<pid>/stat` per process gives RSS, CPU
+time and threads. The rest is the bare authenticated route (see `/api/status`), listing
+kernels (their notebook paths in one query of the session table), and the thread-pool hop.
 
 With a monitor running in every kernel (300 samples each, as a five-minute window at 1 Hz holds;
 the answer thins them to at most 150 points per kernel):
@@ -341,7 +343,7 @@ Why: the handler only lists kernels (in memory) on the event loop; psutil and SQ
 in the extension's thread pool. One `ProcessTreeSampler` per server keeps CPU times between
 requests, so CPU % never sleeps (jupyter-resource-usage's Prometheus callback samples CPU with
 `interval=0.05` per process *on the event loop* every second when `track_cpu_percent` is on,
-stalling every route), and RSS comes from `/proc/<pid>/statm`-level reads, not `smaps` (PSS).
+stalling every route), and RSS comes from `/proc/<pid>/stat`, not `smaps` (PSS).
 Monitor samples already read are kept, so a request decodes only what kernels published since
 the previous one.
 """

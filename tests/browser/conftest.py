@@ -89,8 +89,10 @@ class LabServer:
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}",
-            # Lets the test run JupyterLab commands (run all cells) as a user would.
+            # Lets the test run JupyterLab commands (run all cells) as a user would,
+            # in JupyterLab and in Notebook 7 (served by the same server).
             "--LabApp.expose_app_in_browser=True",
+            "--JupyterNotebookApp.expose_app_in_browser=True",
             f"--LabApp.user_settings_dir={settings_dir}",
             f"--LabApp.workspaces_dir={base / 'workspaces'}",
         ]

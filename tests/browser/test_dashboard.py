@@ -1,12 +1,14 @@
-"""The dashboard tutorial in a real JupyterLab, driven by a headless Chromium.
+"""The dashboard tutorial in a real JupyterLab and Notebook 7, driven by a headless Chromium.
 
-The test opens ``notebooks/05-dashboard.ipynb`` as a user would, clears its
+Each test opens ``notebooks/05-dashboard.ipynb`` as a user would, clears its
 stored outputs and runs all cells. Through the page only, it checks that the
 dashboard's memory graph (a plotly ``FigureWidget``) gains data points whose
 values change while the long cell runs, that the progress bars move and
 reach 100 % (the live bars on the dashboard's Progress tab and the bar under
 the cell, which ends as static HTML), and that the page raised no errors. A
-screenshot of the dashboard is kept as ``test-artifacts/dashboard.png``.
+screenshot of the dashboard is kept as ``test-artifacts/dashboard.png``
+(``dashboard-notebook7.png`` for Notebook 7, which serves the same server and
+widget manager under ``/notebooks/``).
 
 The ``lab``, ``page`` and ``artifacts`` fixtures (a real ``jupyter lab`` and
 Chromium under Playwright) come from ``tests/browser/conftest.py``.
@@ -48,10 +50,20 @@ def _kernel_idle(lab, path: str) -> bool:
 
 
 def test_dashboard_tutorial_runs_live_in_jupyterlab(lab, page, artifacts):
-    shutil.copy(NOTEBOOK, lab.root / NOTEBOOK.name)
-    page.goto(f"{lab.url}lab/tree/{NOTEBOOK.name}?token={lab.token}")
+    _run_dashboard(lab, page, f"lab/tree/{NOTEBOOK.name}", artifacts / "dashboard.png")
+
+
+def test_dashboard_tutorial_runs_live_in_notebook7(lab, page, artifacts):
+    copy = "nb7-" + NOTEBOOK.name  # its own kernel and session, apart from the lab test's
+    _run_dashboard(lab, page, f"notebooks/{copy}", artifacts / "dashboard-notebook7.png",
+                   path=copy)
+
+
+def _run_dashboard(lab, page, route: str, screenshot: Path, path: str = NOTEBOOK.name) -> None:
+    shutil.copy(NOTEBOOK, lab.root / path)
+    page.goto(f"{lab.url}{route}?token={lab.token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
-    _wait(lambda: _kernel_idle(lab, NOTEBOOK.name), "the notebook's kernel")
+    _wait(lambda: _kernel_idle(lab, path), "the notebook's kernel")
 
     # Start from a clean page: the stored outputs are static snapshots of an earlier run.
     page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
@@ -95,7 +107,7 @@ def test_dashboard_tutorial_runs_live_in_jupyterlab(lab, page, artifacts):
     # A picture of the dashboard at work, for the README and for whoever reads a CI run.
     page.click(".resman-dashboard .lm-TabBar-tab:has-text('Monitor')")
     page.wait_for_timeout(1000)  # let plotly lay out the tab it was hidden in
-    page.locator(".resman-dashboard").first.screenshot(path=str(artifacts / "dashboard.png"))
+    page.locator(".resman-dashboard").first.screenshot(path=str(screenshot))
 
     # All cells ran (the last one prints the text form of the dashboard).
     page.wait_for_function(
