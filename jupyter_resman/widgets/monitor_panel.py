@@ -244,7 +244,10 @@ class MonitorPanel(widgets.VBox):
             total = state["last"].get("sys_mem_total")
             if total and tuple(self.figure.layout.yaxis2.range or ()) != (0, total):
                 # The system axis spans the memory we may use: its line reads as "how full".
+                # Its ticks are set too: plotly's own, aligned to the kernel axis, could
+                # label the bottom "-4.94µB" (a rounding error of 0).
                 self.figure.layout.yaxis2.range = (0, total)
+                self.figure.layout.yaxis2.tickvals = (0, total / 2, total)
             self.figure.data[0].line.color = LEVEL_COLOURS[state["memory_level"]]
             self.figure.data[5].line.color = LEVEL_COLOURS[state["cpu_level"]]
         self.header.value = self._header_html(state)

@@ -193,11 +193,18 @@ def browser():
 
 @pytest.fixture
 def page(browser, artifacts, request):
-    """A fresh page; uncaught page errors are collected in ``page.errors``."""
+    """A fresh page; uncaught page errors are collected in ``page.errors`` (their
+    JavaScript stacks in ``page.error_stacks``)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.errors = []  # type: ignore[attr-defined]
-    page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
+    page.error_stacks = []  # type: ignore[attr-defined]
+
+    def collect(error: Any) -> None:
+        page.errors.append(str(error))  # type: ignore[attr-defined]
+        page.error_stacks.append(error.stack or "")  # type: ignore[attr-defined]
+
+    page.on("pageerror", collect)
     yield page
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:

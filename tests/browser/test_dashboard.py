@@ -56,10 +56,23 @@ def test_dashboard_tutorial_runs_live_in_jupyterlab(lab, page, artifacts):
 def test_dashboard_tutorial_runs_live_in_notebook7(lab, page, artifacts):
     copy = "nb7-" + NOTEBOOK.name  # its own kernel and session, apart from the lab test's
     _run_dashboard(lab, page, f"notebooks/{copy}", artifacts / "dashboard-notebook7.png",
-                   path=copy)
+                   path=copy, own_errors=_raised_by_notebook7)
 
 
-def _run_dashboard(lab, page, route: str, screenshot: Path, path: str = NOTEBOOK.name) -> None:
+def _raised_by_notebook7(stack: str) -> bool:
+    """Whether an error was thrown by Notebook 7's own code (its top frame is in its bundle).
+
+    Notebook 7.6 throws one on every page load here, with no extension but its own
+    enabled ("reading 'schema'" while loading settings), and sometimes another about
+    a file-browser command it does not register; errors from widgets or from our
+    extension have their top frame in those bundles instead.
+    """
+    frames = [line for line in stack.splitlines() if "http" in line]
+    return bool(frames) and "/static/notebook/" in frames[0]
+
+
+def _run_dashboard(lab, page, route: str, screenshot: Path, path: str = NOTEBOOK.name,
+                   own_errors=lambda stack: False) -> None:
     shutil.copy(NOTEBOOK, lab.root / path)
     page.goto(f"{lab.url}{route}?token={lab.token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
@@ -114,4 +127,6 @@ def _run_dashboard(lab, page, route: str, screenshot: Path, path: str = NOTEBOOK
         "() => [...document.querySelectorAll('.jp-OutputArea-output')]"
         ".some(o => o.textContent.includes('jupyter_resman dashboard — home'))",
         timeout=60_000)
-    assert page.errors == [], f"uncaught errors in the page: {page.errors}"
+    errors = [message for message, stack in zip(page.errors, page.error_stacks)
+              if not own_errors(stack)]
+    assert errors == [], f"uncaught errors in the page: {errors}"

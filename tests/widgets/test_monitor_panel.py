@@ -43,6 +43,8 @@ def test_graphs_follow_the_monitors_samples(session, panel):
     assert trace(panel.figure, "kernel peak").y[0] == session.monitor.peak()["rss"]
     # The system's memory is drawn against all the memory we may use.
     assert tuple(panel.figure.layout.yaxis2.range) == (0, latest.system.mem_total)
+    assert tuple(panel.figure.layout.yaxis2.tickvals) == (0, latest.system.mem_total / 2,
+                                                         latest.system.mem_total)
     assert len(memory.x) == len(memory.y)
 
 
