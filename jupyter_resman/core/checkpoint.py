@@ -326,25 +326,13 @@ class Checkpoints:
         folder = self._folder(name)
         with self._locked(folder) as dfd:
             assert dfd is not None  # created if missing
-            tmp = f"{_TMP_PREFIX}{part}-{secrets.token_hex(4)}"
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600,
-                             dir_fd=dfd)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(blob)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, part + _PART_SUFFIX, src_dir_fd=dfd, dst_dir_fd=dfd)
-                _fsync_dir(dfd)
-            except BaseException as exc:  # KeyboardInterrupt too: never leave a temp file
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp, dir_fd=dfd)
-                if isinstance(exc, OSError):
-                    detail = ("the disk is full; free space or move the home (RESMAN_HOME)"
-                              if is_disk_full(exc) else str(exc))
-                    raise CheckpointError(f"could not write part {part!r} of checkpoint "
-                                          f"{name!r} in {folder}: {detail}") from exc
-                raise
+                _write_durably(dfd, part + _PART_SUFFIX, part, lambda f: f.write(blob))
+            except OSError as exc:
+                detail = ("the disk is full; free space or move the home (RESMAN_HOME)"
+                          if is_disk_full(exc) else str(exc))
+                raise CheckpointError(f"could not write part {part!r} of checkpoint "
+                                      f"{name!r} in {folder}: {detail}") from exc
 
     def read_part(self, name: str, part: str) -> Any:
         """The value of part ``part`` of ``name``.
@@ -603,23 +591,15 @@ class PendingSave:
                 "payload": encoded.nbytes, "checksum": info.checksum, "pid": os.getpid(),
                 "meta": self._meta,
             })
-            tmp = f"{_TMP_PREFIX}{version}-{secrets.token_hex(4)}"
+
+            def write(f: BinaryIO) -> None:
+                f.write(header)
+                encoded.write_to(f)
+
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600,
-                             dir_fd=dfd)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(header)
-                    encoded.write_to(f)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, filename, src_dir_fd=dfd, dst_dir_fd=dfd)
-                _fsync_dir(dfd)
-            except BaseException as exc:  # KeyboardInterrupt too: never leave a temp file
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp, dir_fd=dfd)
-                if isinstance(exc, OSError):
-                    raise CheckpointError(_write_failed(name, version, folder, exc)) from exc
-                raise
+                _write_durably(dfd, filename, str(version), write)
+            except OSError as exc:
+                raise CheckpointError(_write_failed(name, version, folder, exc)) from exc
         log.info("checkpoint %r: saved version %d (%d bytes)", name, version,
                  len(header) + encoded.nbytes)
         return dataclasses.replace(info, bytes=len(header) + encoded.nbytes)
@@ -791,6 +771,25 @@ def _flock(fd: int, deadline: float, folder: Path) -> None:
                                   "stop that process") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+
+def _write_durably(dfd: int, filename: str, tag: str, write: Callable[[BinaryIO], Any]) -> None:
+    """Write ``filename`` in the folder ``dfd`` all or nothing: a temp file, flushed and
+    fsync'd, renamed over it, the folder fsync'd. On any error (KeyboardInterrupt too)
+    the temp file is removed and the error raised; ``filename`` is untouched then."""
+    tmp = f"{_TMP_PREFIX}{tag}-{secrets.token_hex(4)}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=dfd)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filename, src_dir_fd=dfd, dst_dir_fd=dfd)
+        _fsync_dir(dfd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dfd)
+        raise
 
 
 def _fsync_dir(dfd: int) -> None:
