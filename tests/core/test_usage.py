@@ -32,10 +32,13 @@ def stop(proc: subprocess.Popen) -> None:
             stream.close()
 
 
+# The grandchild says when it is up: a process just past exec() has next to no RSS yet.
 TREE = """
     import subprocess, sys
-    grandchild = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                                  stdin=subprocess.PIPE)
+    grandchild = subprocess.Popen(
+        [sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    grandchild.stdout.readline()
     print(grandchild.pid, flush=True)
     sys.stdin.read()
     grandchild.kill(); grandchild.wait()
