@@ -1,8 +1,10 @@
 """Live notebook widgets: monitor graphs, progress bars, cache, checkpoint, registry and
 resource panels.
 
->>> import jupyter_resman.widgets as rw      # doctest: +SKIP
->>> rw.dashboard()                           # doctest: +SKIP
+In a notebook cell::
+
+    import jupyter_resman.widgets as rw
+    rw.dashboard()        # the same as `%resman`
 
 Every panel draws snapshots of the core (:mod:`jupyter_resman.core`) and
 computes nothing itself; one background thread per dashboard keeps them
