@@ -30,20 +30,16 @@ frame = pd.DataFrame(rng.random(({n_rows}, 4)), columns=list("abcd"))
 """
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    opts = parser.parse_args()
-    total = 100_000_000 if opts.quick else 1_000_000_000
-    rounds = 3 if opts.quick else 5
-    work = Path(tempfile.mkdtemp(prefix="resman-bench-cells-"))
-    os.environ["RESMAN_HOME"] = str(work / "home")
-
+def measure(shell, base: Path, total: int, rounds: int) -> dict[str, float]:
+    """Medians (seconds) of the bare cell, pickle.dump/load, a miss, a hit and joblib.Memory,
+    with the home, the pickle file and joblib's store all under ``base``."""
     import joblib
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
 
-    shell = InteractiveShell.instance(config=Config({"HistoryManager": {"enabled": False}}))
+    from jupyter_resman.core.session import Session, set_session
+
+    work = Path(tempfile.mkdtemp(prefix="resman-bench-cells-", dir=base))
+    session = Session(home=work / "home")
+    set_session(session)
     shell.run_line_magic("load_ext", "jupyter_resman")
     shell.run_cell("import numpy as np, pandas as pd")
     body = CELL_BODY.format(n_arr=total // 2 // 8, n_rows=total // 2 // 8 // 4)
@@ -96,29 +92,61 @@ def main() -> None:
             samples["joblib"].append(time.perf_counter() - start)
     finally:
         shell.run_line_magic("unload_ext", "jupyter_resman")
+        shell.run_line_magic("reset", "-f")
+        set_session(None)
+        session.close()
         shutil.rmtree(work, ignore_errors=True)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
-    m = {k: statistics.median(v) for k, v in samples.items()}
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds (default 9; 3 with --quick): the disk here is noisy")
+    opts = parser.parse_args()
+    total = 100_000_000 if opts.quick else 1_000_000_000
+    rounds = opts.rounds or (3 if opts.quick else 9)
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    shell = InteractiveShell.instance(config=Config({"HistoryManager": {"enabled": False}}))
+    # On the disk (what users get), and on tmpfs, where no disk writeback can blur the
+    # miss overhead: there it is the CPU cost of storing over pickle.dump's, alone.
+    places = [("disk", Path(tempfile.gettempdir()))]
+    shm = Path("/dev/shm")
+    if shm.is_dir() and shutil.disk_usage(shm).free > 4 * total:
+        places.append(("tmpfs", shm))
     gb = total / 1e9
-    hit_speed = gb / m["hit"]
-    overhead = (m["miss"] - m["bare"] - m["dump"]) / m["dump"]
-    rows = [
-        ["hit: restore 1 GB of variables" if not opts.quick else "hit: restore 100 MB",
-         fmt_time(m["hit"]), f"{hit_speed:.2f} GB/s",
-         f"pickle.load {fmt_time(m['load'])} ({gb / m['load']:.2f} GB/s); joblib.Memory "
-         f"{fmt_time(m['joblib'])} ({gb / m['joblib']:.2f} GB/s)",
-         "≥ 2 GB/s", "met" if hit_speed >= 2 else "**not met**"],
-        ["miss: run + store", fmt_time(m["miss"]),
-         f"{overhead:+.1%} beyond bare run + writing outputs",
-         f"bare cell {fmt_time(m['bare'])}; pickle.dump of outputs {fmt_time(m['dump'])}",
-         "≤ 5 % beyond writing outputs", "met" if overhead <= 0.05 else "**not met**"],
-    ]
+    rows, met = [], []
+    for label, base in places:
+        m = measure(shell, base, total, rounds)
+        hit_speed = gb / m["hit"]
+        overhead = (m["miss"] - m["bare"] - m["dump"]) / m["dump"]
+        met += [hit_speed >= 2, overhead <= 0.05]
+        rows += [
+            [f"hit: restore {'1 GB' if not opts.quick else '100 MB'} of variables ({label})",
+             fmt_time(m["hit"]), f"{hit_speed:.2f} GB/s",
+             f"pickle.load {fmt_time(m['load'])} ({gb / m['load']:.2f} GB/s); joblib.Memory "
+             f"{fmt_time(m['joblib'])} ({gb / m['joblib']:.2f} GB/s)",
+             "≥ 2 GB/s", "met" if hit_speed >= 2 else "**not met**"],
+            [f"miss: run + store ({label})", fmt_time(m["miss"]),
+             f"{overhead:+.1%} beyond bare run + writing outputs",
+             f"bare cell {fmt_time(m['bare'])}; pickle.dump of outputs {fmt_time(m['dump'])}",
+             "≤ 5 % beyond writing outputs", "met" if overhead <= 0.05 else "**not met**"],
+        ]
+        print(" | ".join(rows[-2]), "\n", " | ".join(rows[-1]), flush=True)
     body_md = table(["case", "%%checkpointed", "figure", "peers (same run)", "target", "status"],
                     rows)
     body_md += (f"\n\nMedians of {rounds} rounds (each timed step starts after `os.sync()`, so "
                 f"no step pays for the writeback of another); the cell makes a {total // 2 / 1e6:.0f} MB "
                 f"float64 array and a {total // 2 / 1e6:.0f} MB 4-column DataFrame. The miss "
-                "overhead is (miss − bare run − pickle.dump) / pickle.dump.")
+                "overhead is (miss − bare run − pickle.dump) / pickle.dump. On this shared VM's "
+                "disk, writing 1 GB takes anywhere from 0.3 to 0.9 s from one run to the next "
+                "(session 2 saw the disk miss overhead from −54 % to +25 % over four runs), so "
+                "the tmpfs rows, where the same work meets no disk, are the steadier measure "
+                "of what storing costs beyond pickle.dump.")
     print(body_md)
     if not opts.quick:
         write_section("checkpointed", "%%checkpointed (benchmarks/bench_checkpointed.py)", body_md,

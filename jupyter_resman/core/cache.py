@@ -60,7 +60,7 @@ from .errors import (
     StoreCorruptError,
     ValueTooLargeError,
 )
-from .home import Home, reject_symlink
+from .home import MEMORY_FILESYSTEMS, Home, filesystem_type, reject_symlink
 from .keys import DEFAULT_NAMESPACE, check_namespace, decode_key, encode_key
 from .memory_tier import MemEntry, MemoryTier
 from .serialize import Codec
@@ -136,6 +136,7 @@ class Cache:
         self._flush_soon = False
         self._cur: sqlite3.Cursor | None = None  # reset when the connection changes
         self._prepare_folders()
+        self._in_memory_fs = filesystem_type(self.directory) in MEMORY_FILESYSTEMS
         # One lock for the memory tier and the connection: every path takes it
         # first, so no two locks can ever be taken in opposite orders.
         self._db = Database(
@@ -519,9 +520,11 @@ class Cache:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
             with os.fdopen(fd, "wb") as f:
-                if encoded.nbytes >= _PREALLOCATE and hasattr(os, "posix_fallocate"):
+                if (encoded.nbytes >= _PREALLOCATE and hasattr(os, "posix_fallocate")
+                        and not self._in_memory_fs):
                     # Reserving the blocks first writes ~20 % faster, and a full disk
-                    # fails here, before any data is copied.
+                    # fails here, before any data is copied. (On tmpfs it would zero-fill
+                    # every page first: 0.2 s per GB for nothing.)
                     os.posix_fallocate(fd, 0, encoded.nbytes)
                 encoded.write_to(f)
             os.replace(tmp, final)

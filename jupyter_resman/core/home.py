@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -90,6 +91,38 @@ class Home:
 
     def __repr__(self) -> str:
         return f"Home({str(self.root)!r})"
+
+
+#: File systems kept in memory: preallocating a file there zero-fills pages the write then
+#: fills again, so writers skip it.
+MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the file system holding ``path`` (``"ext4"``, ``"tmpfs"``...), from
+    ``/proc/self/mountinfo``; ``None`` where that is not available (not Linux).
+
+    >>> filesystem_type(Path("/proc")) in ("proc", None)
+    True
+    """
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    target = os.path.realpath(path)
+    best, kind = "", None
+    for line in lines:
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if not sep or len(fields) < 5 or not right:
+            continue
+        # Mount points escape spaces and such as octal (\040).
+        mount = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):  # the deepest mount wins (later ones shadow)
+            best, kind = mount, right.split()[0]
+    return kind
 
 
 def ensure_private_dir(path: Path, *, allow_symlink: bool = False) -> None:

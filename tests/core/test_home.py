@@ -83,3 +83,29 @@ def test_concurrent_key_creation_agrees(tmp_path):
     keys = {p.communicate()[0] for p in procs}
     assert len(keys) == 1
     assert bytes.fromhex(keys.pop().decode()) == load_or_create_key(path)
+
+
+def test_filesystem_type_finds_the_deepest_mount_even_with_spaces(tmp_path):
+    from jupyter_resman.core.cache import Cache
+    from jupyter_resman.core.home import filesystem_type
+
+    assert filesystem_type(tmp_path) not in (None, "tmpfs") or os.uname().sysname != "Linux"
+    mount = tmp_path / "in memory"  # mountinfo writes the space as \040
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+    try:
+        (mount / "sub").mkdir()
+        assert filesystem_type(mount / "sub") == "tmpfs"
+        cache = Cache(mount / "cache", secret_key=b"k" * 32)
+        assert cache._in_memory_fs  # no preallocation there: it would zero-fill every page
+        cache.set("big", bytes(5_000_000))
+        assert cache.get("big", memory=False) == bytes(5_000_000)
+        cache.close()
+        on_disk = Cache(tmp_path / "disk", secret_key=b"k" * 32)
+        assert not on_disk._in_memory_fs
+        on_disk.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
