@@ -83,7 +83,9 @@ def test_dead_and_unknown_pids_are_left_out():
 
 
 def test_zombie_children_do_not_break_sampling():
-    child = spawn("print('ready', flush=True)")
+    # The child must still be alive at kill(): Popen.kill() polls first, and would reap a
+    # child that had already exited (then there is no zombie to see).
+    child = spawn("import time; print('ready', flush=True); time.sleep(60)")
     try:
         child.stdout.readline()
         child.kill()
