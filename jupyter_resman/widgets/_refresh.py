@@ -40,6 +40,17 @@ log = logging.getLogger("jupyter_resman.widgets")
 MIN_PERIOD = 0.5
 
 
+def checked_period(period: object, minimum: float = MIN_PERIOD, why: str = "") -> float:
+    """A panel's refresh ``period`` in seconds, or :class:`ConfigError` saying what is wrong.
+
+    >>> checked_period(5)
+    5.0
+    """
+    if isinstance(period, bool) or not isinstance(period, (int, float)) or not period >= minimum:
+        raise ConfigError(f"period={period!r} must be at least {minimum} seconds{why}, e.g. 5")
+    return float(period)
+
+
 @dataclass(eq=False)
 class _Task:
     fn: Callable[[], object]

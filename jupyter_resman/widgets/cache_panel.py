@@ -23,7 +23,6 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..core.errors import ConfigError
 from ..core.settings import format_size
 from ._confirm import ConfirmBar
 from ._display import (
@@ -39,7 +38,7 @@ from ._display import (
     mimebundle,
     sparkline,
 )
-from ._refresh import MIN_PERIOD
+from ._refresh import checked_period
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,15 +78,14 @@ class CachePanel(widgets.VBox):
 
     def __init__(self, session: Session | None = None, *, period: float = 5.0,
                  height: int = 300) -> None:
-        if not isinstance(period, (int, float)) or not period >= MIN_PERIOD:
-            raise ConfigError(f"period={period!r} must be at least {MIN_PERIOD} seconds, e.g. 5")
+        period = checked_period(period)
         if session is None:
             from ..core.session import get_session
 
             session = get_session()
         self.session = session
         self.cache = session.cache
-        self.period = float(period)
+        self.period = period
         self.visible = True
         self._lock = threading.RLock()
         self._closed = False

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ..core.errors import ConfigError
 from ..core.settings import format_size
 from ._confirm import ConfirmBar
 from ._display import (
@@ -28,7 +27,7 @@ from ._display import (
     html_table,
     mimebundle,
 )
-from ._refresh import MIN_PERIOD
+from ._refresh import checked_period
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,15 +46,14 @@ class CheckpointsPanel(widgets.VBox):
     """
 
     def __init__(self, session: Session | None = None, *, period: float = 5.0) -> None:
-        if not isinstance(period, (int, float)) or not period >= MIN_PERIOD:
-            raise ConfigError(f"period={period!r} must be at least {MIN_PERIOD} seconds, e.g. 5")
+        period = checked_period(period)
         if session is None:
             from ..core.session import get_session
 
             session = get_session()
         self.session = session
         self.checkpoints = session.checkpoints
-        self.period = float(period)
+        self.period = period
         self.visible = True
         self._lock = threading.RLock()
         self._closed = False

@@ -39,6 +39,7 @@ from ._display import (
     html_table,
     mimebundle,
 )
+from ._refresh import checked_period
 
 if TYPE_CHECKING:
     from ..core.registry import Hierarchy, Registry, Resource
@@ -77,9 +78,7 @@ class RegistryPanel(widgets.VBox):
 
     def __init__(self, session: Session | None = None, *, period: float = 5.0,
                  page_size: int = PAGE_SIZE, tree_limit: int = TREE_LIMIT) -> None:
-        if not isinstance(period, (int, float)) or not period >= MIN_REGISTRY_PERIOD:
-            raise ConfigError(f"period={period!r} must be at least {MIN_REGISTRY_PERIOD} seconds "
-                              "(a registry can be big), e.g. 5")
+        period = checked_period(period, MIN_REGISTRY_PERIOD, " (a registry can be big)")
         for name, value in (("page_size", page_size), ("tree_limit", tree_limit)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a whole number >= 1, e.g. 50")
@@ -88,7 +87,7 @@ class RegistryPanel(widgets.VBox):
 
             session = get_session()
         self.session = session
-        self.period = float(period)
+        self.period = period
         self.page_size = page_size
         self.tree_limit = tree_limit
         self.visible = True

@@ -41,7 +41,7 @@ from ._display import (
     html_table,
     mimebundle,
 )
-from ._refresh import MIN_PERIOD
+from ._refresh import checked_period
 
 if TYPE_CHECKING:
     from ..core.session import Session
@@ -65,8 +65,7 @@ class ResourcesPanel(widgets.VBox):
 
     def __init__(self, session: Session | None = None, *, period: float = 5.0,
                  health_every: float | None = 60.0) -> None:
-        if not isinstance(period, (int, float)) or not period >= MIN_PERIOD:
-            raise ConfigError(f"period={period!r} must be at least {MIN_PERIOD} seconds, e.g. 5")
+        period = checked_period(period)
         if health_every is not None and (isinstance(health_every, bool) or not isinstance(
                 health_every, (int, float)) or not health_every > 0):
             raise ConfigError(f"health_every={health_every!r} must be a positive number of "
@@ -77,7 +76,7 @@ class ResourcesPanel(widgets.VBox):
             session = get_session()
         self.session = session
         self.manager = session.resources
-        self.period = float(period)
+        self.period = period
         self.health_every = None if health_every is None else float(health_every)
         self.visible = True
         self._lock = threading.RLock()
