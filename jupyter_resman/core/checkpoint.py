@@ -366,6 +366,15 @@ class Checkpoints:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def parts_bytes(self, name: str) -> int:
+        """The bytes the parts of ``name`` take on disk (freed with its last version)."""
+        folder = self._folder(name)
+        total = 0
+        for part in self.parts(name):
+            with contextlib.suppress(FileNotFoundError):  # removed by another process meanwhile
+                total += os.stat(folder / (part + _PART_SUFFIX), follow_symlinks=False).st_size
+        return total
+
     def delete_parts(self, name: str, parts: Iterable[str]) -> int:
         """Delete these parts of ``name`` (missing ones are skipped); returns how many."""
         wanted = list(parts)

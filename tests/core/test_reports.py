@@ -352,6 +352,9 @@ def test_checkpoints_report_and_delete(session):
     assert (run["versions"], run["latest_version"], run["description"], run["complete"]) == (
         2, 2, "two", True)
     assert run["bytes"] == sum(v.bytes for v in ck.versions("run"))
+    ck.write_part("run", "extra", ck.encode_part("run", "extra", b"x" * 5000))  # e.g. a loop's
+    again = {r["name"]: r for r in checkpoints_report(session)["checkpoints"]}["run"]
+    assert again["bytes"] == run["bytes"] + ck.parts_bytes("run") and ck.parts_bytes("run") > 5000
     assert delete_checkpoint(session, "run") == {"deleted": "run", "versions": 2}
     assert [r["name"] for r in checkpoints_report(session)["checkpoints"]] == ["other"]
     with pytest.raises(CheckpointNotFoundError):

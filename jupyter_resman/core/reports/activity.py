@@ -41,7 +41,7 @@ def progress_report(session: Session,
 
 def checkpoints_report(session: Session) -> dict[str, Any]:
     """One row per checkpoint name: versions, the newest one's time and description,
-    and the bytes all versions take (what deleting it frees)."""
+    and the bytes all versions and their parts take (what deleting it frees)."""
     checkpoints = session.checkpoints
     rows = []
     for name in checkpoints.names():
@@ -51,7 +51,9 @@ def checkpoints_report(session: Session) -> dict[str, Any]:
         latest = versions[-1]
         rows.append({
             "name": name, "versions": len(versions), "latest_version": latest.version,
-            "time": latest.time, "bytes": sum(v.bytes for v in versions),
+            "time": latest.time,
+            # Parts (a resumable loop's results) go with the name: they count too.
+            "bytes": sum(v.bytes for v in versions) + checkpoints.parts_bytes(name),
             "description": latest.description, "complete": latest.complete,
         })
     return {"checkpoints": rows}
