@@ -22,7 +22,8 @@ from the home's: keyed BLAKE2b (a MAC by design, RFC 7693) below 64 KiB of
 in-band pickle, where it costs half of HMAC-SHA256 (the small values that
 dominate a cache); HMAC-SHA256 above, where SHA extensions make it twice as
 fast per byte. The length is inside the signed table, so it cannot be changed
-to pick the other MAC.
+to pick the other MAC. Values of format 1 (HMAC-SHA256 under the home key for
+every size) are still read and checked; new values are always format 2.
 Only bytes that will be unpickled can run code, so the MAC covers the whole
 in-band pickle stream; big out-of-band buffers are checked with xxh3-128 (31
 GB/s), which detects corruption, and whose checksums are themselves inside
@@ -61,6 +62,8 @@ __all__ = ["Codec", "Encoded", "IntegrityError", "FORMAT_VERSION", "plain_pickle
 
 MAGIC = b"RSMV"
 FORMAT_VERSION = 2  # 2: keyed BLAKE2b for small values (was HMAC-SHA256 for all)
+#: Formats still read: 1 signed everything with HMAC-SHA256 under the home key itself.
+READABLE_VERSIONS = (1, FORMAT_VERSION)
 KIND_PICKLE = 1
 KIND_RAW_ARRAY = 2
 FLAG_COMPRESSED = 1
@@ -335,6 +338,17 @@ class Codec:
         # CPython's wrapper keeps the OpenSSL HMAC state in ``_hmac``; copying that
         # directly is cheaper. Same bytes either way.
         self._large_mac = getattr(large, "_hmac", None) or large
+        self._v1_mac = hmac.new(key, digestmod="sha256")  # format 1, read only
+
+    def _mac_of(self, version: int, context: bytes, header: bytes,
+                inband: bytes | memoryview | None) -> bytes:
+        if version == FORMAT_VERSION:
+            return self._mac(context, header, inband)
+        h = self._v1_mac.copy()
+        h.update(b"".join((_LEN.pack(len(context)), context, header)))
+        if inband is not None:
+            h.update(inband)
+        return h.digest()
 
     def _mac(self, context: bytes, header: bytes, inband: bytes | memoryview | None) -> bytes:
         if inband is None or len(inband) < SMALL_MAC_LIMIT:
@@ -491,7 +505,7 @@ class Codec:
                 arrays: Sequence[Any] | None = None,
                 digests: Sequence[bytes] | None = None) -> Any:
         inband = stored[0] if header.kind == KIND_PICKLE else None
-        expected = self._mac(context, header.raw, inband)
+        expected = self._mac_of(header.version, context, header.raw, inband)
         if not hmac.compare_digest(expected, header.mac):
             raise IntegrityError("signature check failed: the value was not written by this "
                                  "home's key (tampered, planted or from another home)",
@@ -549,6 +563,7 @@ class _Header:
     meta: dict[str, Any]
     raw: bytes  # prefix + table + meta, the signed part
     mac: bytes
+    version: int = FORMAT_VERSION
 
     @property
     def compressed(self) -> bool:
@@ -561,8 +576,9 @@ class _Header:
         magic, version, kind, flags, nseg, meta_len = _PREFIX.unpack_from(view)
         if magic != MAGIC:
             raise IntegrityError("not a jupyter_resman value (bad magic)")
-        if version != FORMAT_VERSION:
-            raise IntegrityError(f"value has format {version}, expected {FORMAT_VERSION}", stale=True)
+        if version not in READABLE_VERSIONS:
+            raise IntegrityError(f"value has format {version}, expected one of "
+                                 f"{READABLE_VERSIONS}", stale=True)
         if kind not in (KIND_PICKLE, KIND_RAW_ARRAY) or nseg == 0:
             raise IntegrityError("value header is corrupted")
         end = _PREFIX.size + nseg * _SEGMENT.size + meta_len + MAC_SIZE
@@ -584,7 +600,7 @@ class _Header:
             raise IntegrityError("value metadata is corrupted") from exc
         raw = bytes(view[:meta_start + meta_len])
         mac = bytes(view[meta_start + meta_len:end])
-        return cls(kind, flags, segs, meta, raw, mac)
+        return cls(kind, flags, segs, meta, raw, mac, version)
 
     def offsets(self) -> list[int]:
         pos = len(self.raw) + MAC_SIZE

@@ -1,6 +1,7 @@
 import io
 import pickle
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -215,3 +216,24 @@ def test_large_reads_hash_on_a_helper_thread_that_a_forked_child_remakes(tmp_pat
     path.write_bytes(bytes(raw))
     with pytest.raises(IntegrityError):
         load()
+
+
+def test_values_of_format_1_still_load():
+    """Format 1 (HMAC-SHA256 under the key itself) was written before 2; its values,
+    made by that codec and kept as fixtures, load unchanged and are still checked."""
+    folder = Path(__file__).parent / "fixtures" / "codec_v1"
+    codec = Codec(KEY)
+    assert codec.loads((folder / "small.bin").read_bytes(), context=b"ctx") == {
+        "a": [1, 2, 3], "s": "text"}
+    with open(folder / "large.bin", "rb") as f:
+        value = codec.read(f, context=b"ctx")
+    assert np.array_equal(value["arr"], np.arange(20000, dtype="i8"))
+    assert value["text"] == "y" * 70000
+    assert list(value["frame"]["label"][:2]) == ["a", "b"]
+    assert value["frame"]["when"].iloc[-1] == pd.Timestamp("2020-01-01 00:16:39")
+    with open(folder / "raw_array.bin", "rb") as f:
+        arr = codec.read(f, context=b"ctx")
+    assert arr.shape == (50, 100) and arr.dtype == np.float32 and arr[49, 99] == 4999
+    with pytest.raises(IntegrityError) as info:  # still bound to its key and context
+        codec.loads((folder / "small.bin").read_bytes(), context=b"other")
+    assert info.value.security
