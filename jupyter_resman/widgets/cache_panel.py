@@ -23,6 +23,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..core.session import get_session
 from ..core.settings import format_size
 from ._confirm import ConfirmBar
 from ._display import (
@@ -79,10 +80,7 @@ class CachePanel(widgets.VBox):
     def __init__(self, session: Session | None = None, *, period: float = 5.0,
                  height: int = 300) -> None:
         period = checked_period(period)
-        if session is None:
-            from ..core.session import get_session
-
-            session = get_session()
+        session = session if session is not None else get_session()
         self.session = session
         self.cache = session.cache
         self.period = period

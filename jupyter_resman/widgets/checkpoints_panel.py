@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..core.session import get_session
 from ..core.settings import format_size
 from ._confirm import ConfirmBar
 from ._display import (
@@ -47,10 +48,7 @@ class CheckpointsPanel(widgets.VBox):
 
     def __init__(self, session: Session | None = None, *, period: float = 5.0) -> None:
         period = checked_period(period)
-        if session is None:
-            from ..core.session import get_session
-
-            session = get_session()
+        session = session if session is not None else get_session()
         self.session = session
         self.checkpoints = session.checkpoints
         self.period = period

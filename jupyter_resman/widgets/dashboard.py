@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..core.session import get_session
 from ._display import begin_close, close_tree, escape, mimebundle
 from ._refresh import Refresher
 from .cache_panel import CachePanel
@@ -60,10 +61,7 @@ class Dashboard(widgets.VBox):
 
     def __init__(self, session: Session | None = None, *, interval: float = 1.0,
                  window: int = 300, slow_period: float = 5.0, start_monitor: bool = True) -> None:
-        if session is None:
-            from ..core.session import get_session
-
-            session = get_session()
+        session = session if session is not None else get_session()
         self.session = session
         built: list[Any] = []
         try:
@@ -205,10 +203,7 @@ def dashboard(session: Session | None = None, **options: Any) -> Dashboard:
     again costs no second thread); otherwise creates it with ``options``
     (see :class:`Dashboard`). ``%resman`` with no argument shows this.
     """
-    if session is None:
-        from ..core.session import get_session
-
-        session = get_session()
+    session = session if session is not None else get_session()
     with _open_lock:
         board = _open.get(id(session))
         if board is not None and not board.closed and board.session is session:

@@ -31,6 +31,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..core.errors import ConfigError
+from ..core.session import get_session
 from ..core.settings import format_size
 from ._display import (
     BLUE,
@@ -75,10 +76,7 @@ class MonitorPanel(widgets.VBox):
                  interval: float = 1.0, start_monitor: bool = True, height: int = 460) -> None:
         if not isinstance(window, int) or isinstance(window, bool) or window < 2:
             raise ConfigError(f"window={window!r} must be a whole number of samples >= 2, e.g. 300")
-        if session is None:
-            from ..core.session import get_session
-
-            session = get_session()
+        session = session if session is not None else get_session()
         self.session = session
         self.monitor = session.monitor
         self._lock = threading.RLock()

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..core.errors import ConfigError, ResmanError, ResourceNotFoundError
+from ..core.session import get_session
 from ._display import (
     GREEN,
     GREY,
@@ -82,10 +83,7 @@ class RegistryPanel(widgets.VBox):
         for name, value in (("page_size", page_size), ("tree_limit", tree_limit)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a whole number >= 1, e.g. 50")
-        if session is None:
-            from ..core.session import get_session
-
-            session = get_session()
+        session = session if session is not None else get_session()
         self.session = session
         self.period = period
         self.page_size = page_size

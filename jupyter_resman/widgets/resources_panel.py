@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..core.errors import ConfigError, ResmanError
+from ..core.session import get_session
 from ._confirm import ConfirmBar
 from ._display import (
     GREEN,
@@ -70,10 +71,7 @@ class ResourcesPanel(widgets.VBox):
                 health_every, (int, float)) or not health_every > 0):
             raise ConfigError(f"health_every={health_every!r} must be a positive number of "
                               "seconds (e.g. 60), or None to check only on request")
-        if session is None:
-            from ..core.session import get_session
-
-            session = get_session()
+        session = session if session is not None else get_session()
         self.session = session
         self.manager = session.resources
         self.period = period

@@ -315,12 +315,10 @@ class Container(Resource):
 
 
 @dataclasses.dataclass(eq=True, repr=False)
-class Collection(Container):
-    """Children by arbitrary string key (``capacity`` = most children, ``None`` = any)."""
+class _Bounded(Container):
+    """A container that holds at most ``capacity`` children (``None`` = any number)."""
 
-    kind: ClassVar[str] = "collection"
     extra_fields: ClassVar[tuple[str, ...]] = ("capacity",)
-    key_help: ClassVar[str] = "any non-empty string"
 
     capacity: int | None = None
 
@@ -330,6 +328,14 @@ class Collection(Container):
     @property
     def capacity_slots(self) -> int | None:
         return self.capacity
+
+
+@dataclasses.dataclass(eq=True, repr=False)
+class Collection(_Bounded):
+    """Children by arbitrary string key (``capacity`` = most children, ``None`` = any)."""
+
+    kind: ClassVar[str] = "collection"
+    key_help: ClassVar[str] = "any non-empty string"
 
 
 @dataclasses.dataclass(eq=True, repr=False)
@@ -417,21 +423,11 @@ class Slot(Container):
 
 
 @dataclasses.dataclass(eq=True, repr=False)
-class Stack(Container):
+class Stack(_Bounded):
     """LIFO container: ``push`` puts on top, ``pop`` takes the newest."""
 
     kind: ClassVar[str] = "stack"
-    extra_fields: ClassVar[tuple[str, ...]] = ("capacity",)
     key_help: ClassVar[str] = "no key (use push/pop)"
-
-    capacity: int | None = None
-
-    def __post_init__(self) -> None:
-        self.capacity = _count(self.capacity, "capacity")
-
-    @property
-    def capacity_slots(self) -> int | None:
-        return self.capacity
 
 
 @dataclasses.dataclass(eq=True, repr=False)
