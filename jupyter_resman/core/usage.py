@@ -198,10 +198,13 @@ class ProcessTreeSampler:
         tracked = self._tracked.get(pid)
         try:
             raw = _read_proc_stat(pid) if _PROC_STAT else None
+            process = None
             if raw is None:  # not Linux, or a zombie (which psutil then reports as gone)
-                raw = _read_psutil(tracked.process if tracked is not None else None, pid)
+                process = (tracked.process if tracked is not None and tracked.process is not None
+                           else psutil.Process(pid))
+                raw = _read_psutil(process)
             if tracked is None or tracked.start != raw.start:  # new, or a reused pid
-                tracked = _Tracked(None, raw.start, raw.create_time, -1.0, 0.0, 0.0, now_wall)
+                tracked = _Tracked(process, raw.start, raw.create_time, -1.0, 0.0, 0.0, now_wall)
             unique = None
             if uss:
                 if tracked.process is None:
@@ -259,8 +262,7 @@ def _read_proc_stat(pid: int) -> _Raw | None:
                 create_time=_boot_time() + start_ticks / _CLOCK_TICKS)
 
 
-def _read_psutil(process: psutil.Process | None, pid: int) -> _Raw:
-    process = process if process is not None else psutil.Process(pid)
+def _read_psutil(process: psutil.Process) -> _Raw:
     with process.oneshot():
         times = process.cpu_times()
         create_time = process.create_time()
